@@ -1,0 +1,74 @@
+"""The model object and the `tocoad` command end to end on the toy data, and the bad inputs they must refuse."""
+import json, pickle, subprocess, sys
+from pathlib import Path
+import pytest
+import torch
+from tocoad.core import preset, TocoadError, load_json
+from tocoad.data import make_toy_dataset, load_samples
+from tocoad.model import ToCoAD
+
+@pytest.fixture(scope='module')
+def toy(tmp_path_factory):
+    return make_toy_dataset(tmp_path_factory.mktemp('toy'), categories=('washer',), n_train=10, n_test_good=4, n_test_defect=2)
+
+@pytest.fixture(scope='module')
+def fitted(toy, tmp_path_factory):
+    m = ToCoAD(preset('cpu', stages='none', device='cpu')).fit(load_samples(toy, 'washer'), progress=False)
+    return m, m.save(tmp_path_factory.mktemp('model') / 'model')
+
+def tocoad(*args, **kw):
+    return subprocess.run([sys.executable, '-m', 'tocoad.cli', *map(str, args)], capture_output=True, text=True, **kw)
+
+def test_save_load_predicts_the_same(fitted, toy):
+    m, path = fitted
+    paths = [s.path for s in load_samples(toy, 'washer', 'test')]
+    a, b = m.predict(paths), ToCoAD.load(path).predict(paths)
+    torch.testing.assert_close(a['scores'], b['scores']); torch.testing.assert_close(a['maps'], b['maps'])
+    assert a['maps'].shape == (len(paths), 224, 224) and (a['scores'] >= 0).all()
+
+def test_untrusted_model_folder_cannot_run_code(fitted, tmp_path):
+    import shutil
+    _, path = fitted; evil = tmp_path / 'evil'; shutil.copytree(path, evil)
+    class Boom:
+        def __reduce__(self): return (exec, ("open(%r, 'w').write('pwned')" % str(tmp_path / 'pwned'),))
+    (evil / 'bank.safetensors').write_bytes(pickle.dumps({'bank': Boom()}))
+    with pytest.raises(TocoadError, match='not a valid safetensors file'): ToCoAD.load(evil)
+    assert not (tmp_path / 'pwned').exists()
+
+def test_model_folder_from_another_version_or_incomplete(fitted, tmp_path):
+    import shutil
+    _, path = fitted; other = tmp_path / 'other'; shutil.copytree(path, other)
+    info = load_json(other / 'model.json'); info['format'] = 99; (other / 'model.json').write_text(json.dumps(info))
+    with pytest.raises(TocoadError, match='model format 99'): ToCoAD.load(other)
+    (path.parent / 'partial').mkdir(); shutil.copy(path / 'model.json', path.parent / 'partial')
+    with pytest.raises(TocoadError, match='missing backbone.safetensors'): ToCoAD.load(path.parent / 'partial')
+
+def test_predict_refuses_wrong_tensors_and_evaluate_empty(fitted):
+    m, _ = fitted
+    with pytest.raises(TocoadError, match=r'B×3×224×224'): m.predict(torch.zeros(2, 1, 224, 224))
+    with pytest.raises(TocoadError, match='empty'): m.evaluate([])
+
+def test_cli_fit_predict_and_errors(toy, tmp_path):
+    r = tocoad('fit', '--data', toy, '--category', 'washer', '--preset', 'cpu', '--train-stages', 'none', '--out', tmp_path / 'run', '--quiet', '--device', 'cpu')
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = load_json(tmp_path / 'run' / 'metrics.json')
+    for k in ('image_auroc', 'pixel_auroc', 'pixel_aupro'): assert 0 <= m[k] <= 1
+    assert m['image_auroc'] > 0.8 and 'fit_s' in m['timings'] and (tmp_path / 'run' / 'report.md').is_file()
+    imgs = sorted((toy / 'washer' / 'test' / 'foreign').glob('*.png'))
+    r = tocoad('predict', '--model', tmp_path / 'run' / 'model', *imgs, '--out', tmp_path / 'pred')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len((tmp_path / 'pred' / 'scores.csv').read_text().splitlines()) == len(imgs) + 1
+    assert len(list((tmp_path / 'pred' / 'heatmaps').glob('*.png'))) == len(imgs)
+    r = tocoad('fit', '--data', toy, '--category', 'wahser', '--out', tmp_path / 'bad')
+    assert r.returncode == 2 and "unknown category 'wahser'" in r.stderr
+    (tmp_path / 'mine').mkdir(); (tmp_path / 'mine' / 'notes.txt').write_text('keep me')
+    r = tocoad('fit', '--data', toy, '--category', 'washer', '--out', tmp_path / 'mine')
+    assert r.returncode == 2 and 'did not write' in r.stderr and (tmp_path / 'mine' / 'notes.txt').read_text() == 'keep me'
+    r = tocoad('fit', '--data', toy, '--category', 'washer', '--out', tmp_path / 'x', '--set', 'lam=2')
+    assert r.returncode == 2 and 'lam=2' in r.stderr
+    r = tocoad('predict', '--model', tmp_path / 'run' / 'model', tmp_path / 'nope.png', '--out', tmp_path / 'pred2')
+    assert r.returncode == 2 and 'nope.png does not exist' in r.stderr
+
+def test_cli_make_toy(tmp_path):
+    r = tocoad('data', 'make-toy', '--out', tmp_path / 't', '--categories', 'brick', '--n-train', '3')
+    assert r.returncode == 0 and len(load_samples(tmp_path / 't', 'brick')) == 3

@@ -17,7 +17,8 @@ def fitted(toy, tmp_path_factory):
     return m, m.save(tmp_path_factory.mktemp('model') / 'model')
 
 def tocoad(*args, **kw):
-    return subprocess.run([sys.executable, '-m', 'tocoad.cli', *map(str, args)], capture_output=True, text=True, **kw)
+    "Run the installed `tocoad` console script."
+    return subprocess.run([str(Path(sys.executable).parent / 'tocoad'), *map(str, args)], capture_output=True, text=True, **kw)
 
 def test_save_load_predicts_the_same(fitted, toy):
     m, path = fitted

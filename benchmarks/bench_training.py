@@ -11,7 +11,7 @@ from tocoad.backbone import FeatureExtractor
 from tocoad.discriminator import DiscriminativeNetwork
 from tocoad.contrastive import ContrastiveHead
 from tocoad.generators import make_generator
-from tocoad.training import Runtime, StageDataset, train_stage1, train_stage2
+from tocoad.training import Runtime, StageDataset, train_stage1, train_stage2, generator_from_config
 from tocoad.model import ToCoAD
 
 def peak_mb(rt):
@@ -35,7 +35,7 @@ def main():
     base = AnomalyDataset(samples, ImageTransform(cfg.image_size, cfg.resize, cfg.crop, F.mean, F.std), normalize=False)
     D = rt.prepare(DiscriminativeNetwork(F.channels, cfg.decoder_width))
     head = rt.prepare(ContrastiveHead(F.channels, cfg.cl_layers, cfg.cl_concat, cfg.proj_dim, cfg.pred_layers))
-    gen = make_generator(cfg.generator)
+    gen = generator_from_config(cfg)
     for name, fn in [('stage I', lambda: train_stage1(F, D, StageDataset(base, gen, 0, 0), cfg, rt, progress=False)),
                      ('stage II', lambda: train_stage2(F, D, head, StageDataset(base, gen, cfg.views, 1), cfg, rt, progress=False))]:
         if rt.cuda: torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()

@@ -73,3 +73,15 @@ def test_cli_fit_predict_and_errors(toy, tmp_path):
 def test_cli_make_toy(tmp_path):
     r = tocoad('data', 'make-toy', '--out', tmp_path / 't', '--categories', 'brick', '--n-train', '3')
     assert r.returncode == 0 and len(load_samples(tmp_path / 't', 'brick')) == 3
+
+def test_cli_ablate_writes_table_and_plot(toy, tmp_path):
+    r = tocoad('ablate', '--data', toy, '--category', 'washer', '--axis', 'generator', '--values', 'perlin', 'nsa',
+               '--preset', 'tiny', '--device', 'cpu', '--quiet', '--out', tmp_path / 'abl')
+    assert r.returncode == 0, r.stderr[-2000:]
+    md = (tmp_path / 'abl' / 'ablation.md').read_text()
+    assert "Table 7" in md and '| perlin |' in md and '| nsa |' in md and (tmp_path / 'abl' / 'ablation.png').stat().st_size > 1000
+    import csv
+    rows = list(csv.DictReader(open(tmp_path / 'abl' / 'ablation.csv')))
+    assert [r['setting'] for r in rows] == ['perlin', 'nsa'] and all(0 <= float(r['image_auroc']) <= 1 for r in rows)
+    r = tocoad('ablate', '--data', toy, '--category', 'washer', '--axis', 'layers', '--values', '5', '--out', tmp_path / 'abl2')
+    assert r.returncode == 2 and "has no setting(s) ['5']" in r.stderr

@@ -1,5 +1,6 @@
 """Stages I and II on CPU with a tiny backbone: learning, frozen parts, reproducibility, resume, safe checkpoints."""
 import shutil
+import numpy as np
 from pathlib import Path
 import pytest
 import torch
@@ -90,3 +91,8 @@ def test_corrupt_checkpoint_is_refused(toy, tmp_path):
     ck = tmp_path / 'stage1'; (ck / 'tensors.safetensors').write_bytes(b'\x80\x04garbage')
     F = FeatureExtractor('resnet18', 'random')
     with pytest.raises(TocoadError, match='not a valid safetensors file'): load_checkpoint(ck, {'D': DiscriminativeNetwork(F.channels)})
+
+@pytest.mark.parametrize('generator', ['perlin', 'cutpaste', 'nsa'])
+def test_every_generator_trains_from_the_config(toy, generator):
+    F, D, h = train_tocoad(tiny(generator=generator, stage1_epochs=1, stage2_epochs=1), toy, progress=False)
+    assert {x['stage'] for x in h} == {1, 2} and all(np.isfinite(x['loss']) for x in h)

@@ -18,4 +18,9 @@ echo "== 2/3 nbdev_test (cells flagged slow or cuda are skipped)"
 "$bin/nbdev_test" --n_workers 2 --timing
 
 echo "== 3/3 pytest"
+# headless Chromium for the rendered-page screenshot test (Debian's package; the test skips, saying why, without it)
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  timeout 400 bash -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium' >/dev/null 2>&1 \
+    || echo "(chromium could not be installed: the screenshot test will be skipped)"
+fi
 "$bin/python" -m pytest tests -q -p no:cacheprovider "$@"

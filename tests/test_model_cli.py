@@ -85,3 +85,26 @@ def test_cli_ablate_writes_table_and_plot(toy, tmp_path):
     assert [r['setting'] for r in rows] == ['perlin', 'nsa'] and all(0 <= float(r['image_auroc']) <= 1 for r in rows)
     r = tocoad('ablate', '--data', toy, '--category', 'washer', '--axis', 'layers', '--values', '5', '--out', tmp_path / 'abl2')
     assert r.returncode == 2 and "has no setting(s) ['5']" in r.stderr
+
+def test_cli_fit_dnp_ncl_moves_F_and_reports_it(toy, tmp_path):
+    r = tocoad('fit', '--data', toy, '--category', 'washer', '--preset', 'tiny', '--train-stages', 'dnp+ncl', '--out', tmp_path / 'run',
+               '--quiet', '--device', 'cpu')
+    assert r.returncode == 0, r.stderr[-2000:]
+    drift = load_json(tmp_path / 'run' / 'metrics.json')['drift']
+    assert set(drift['weight_change']) == {'layer1', 'layer2', 'layer3', 'layer4'} and min(drift['weight_change'].values()) > 0
+    assert all(c < 1 for c in drift['feature_cosine'].values())
+    report = (tmp_path / 'run' / 'report.md').read_text()
+    assert 'relative weight change' in report and (tmp_path / 'run' / 'drift.png').is_file()
+    # and the saved backbone is the fine-tuned F, not the initial one
+    from safetensors.torch import load_file
+    from tocoad.training import initial_extractor
+    saved = load_file(str(tmp_path / 'run' / 'model' / 'backbone.safetensors'))
+    init = {k[len('body.'):]: v for k, v in initial_extractor(preset('tiny')).named_parameters()}
+    shared = [k for k in saved if k in init]
+    assert shared and sum(not torch.equal(saved[k], init[k]) for k in shared) > 0.9 * len(shared)
+
+def test_cli_fit_none_leaves_F_and_reports_no_drift(toy, tmp_path):
+    r = tocoad('fit', '--data', toy, '--category', 'washer', '--preset', 'tiny', '--train-stages', 'none', '--out', tmp_path / 'run',
+               '--quiet', '--device', 'cpu')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'drift' not in load_json(tmp_path / 'run' / 'metrics.json') and not (tmp_path / 'run' / 'drift.png').exists()

@@ -47,7 +47,7 @@ def test_stage2_loss_falls_on_a_fixed_batch_and_leaves_D_alone(toy):
     assert all(torch.equal(v, D.state_dict()[k]) for k, v in D_before.items())  # D frozen: weights and BN statistics
     assert any(not torch.equal(v, F.state_dict()[k]) for k, v in F_before.items())  # F fine-tuned
 
-def test_stage1_leaves_F_alone(toy):
+def test_stage1_leaves_F_alone(toy):  # weights and batch-norm statistics: F runs in eval mode
     cfg = tiny(stage1_epochs=1, batch_size=4)
     F, D, base = _parts(cfg, toy[:4]); before = {k: v.clone() for k, v in F.state_dict().items()}
     train_stage1(F, D, StageDataset(base, make_generator('perlin'), 0, 0), cfg, Runtime('cpu'), progress=False)
@@ -96,3 +96,83 @@ def test_corrupt_checkpoint_is_refused(toy, tmp_path):
 def test_every_generator_trains_from_the_config(toy, generator):
     F, D, h = train_tocoad(tiny(generator=generator, stage1_epochs=1, stage2_epochs=1), toy, progress=False)
     assert {x['stage'] for x in h} == {1, 2} and all(np.isfinite(x['loss']) for x in h)
+
+# --- the trainable set of every stage, on the real `train_tocoad` path (issue 8) ---
+
+def _snap(parts, what='named_parameters'):
+    return {name: {n: t.detach().clone() for n, t in getattr(m, what)()} for name, m in parts.items()}
+
+def _one_step_each(toy, **kw):
+    "Snapshots of every part before and after the single optimizer step of each stage (8 images, batch 8, 1 epoch each)."
+    cfg = tiny(backbone='tf_efficientnet_lite0', weights='offline', stage1_epochs=1, stage2_epochs=1, batch_size=8, **kw)
+    seen = {}
+    def on_step(stage, k, parts): seen[stage, k] = (_snap(parts), _snap(parts, 'named_buffers'))
+    F, D, h = train_tocoad(cfg, toy, progress=False, on_step=on_step)
+    return cfg, seen, F
+
+def _changed(a, b): return {n for n, v in a.items() if not torch.equal(v, b[n])}
+
+@pytest.mark.parametrize('stages', ['none', 'ncl', 'dnp+ncl'])
+@pytest.mark.parametrize('method', ['simsiam', 'byol'])
+def test_each_stage_trains_exactly_what_the_paper_says(toy, stages, method):
+    cfg, seen, F = _one_step_each(toy, stages=stages, cl_method=method)
+    assert sorted({s for s, _ in seen}) == {'none': [], 'ncl': [2], 'dnp+ncl': [1, 2]}[stages]
+    F0 = dict(training.initial_extractor(cfg).named_parameters())
+    if stages == 'none':  # no training: F is the pre-trained F
+        assert all(torch.equal(v, dict(F.named_parameters())[n]) for n, v in F0.items()); return
+    if stages == 'dnp+ncl':  # stage I: D only
+        (b, _), (a, _) = seen[1, 0], seen[1, 1]
+        assert _changed(b['F'], a['F']) == set() and _changed(b['D'], a['D']) == set(b['D'])
+        assert all(torch.equal(v, b['F'][n]) for n, v in F0.items())
+    (b, _), (a, _) = seen[2, 0], seen[2, 1]
+    assert _changed(b['F'], a['F']) == set(b['F']), 'stage II must change every weight of F'
+    assert _changed(b['head'], a['head']) == set(b['head']), 'stage II must change every weight of C'
+    if stages == 'dnp+ncl': assert _changed(b['D'], a['D']) == set(), 'D is frozen in stage II'
+    else: assert 'D' not in b
+    if method == 'byol':  # the target moves only by its EMA: target' = τ·target + (1 − τ)·online'
+        online = {**{f'backbone.{n}': v for n, v in a['F'].items()}, **{n: v for n, v in a['head'].items() if n.startswith('projectors.')}}
+        for n, t in b['target'].items():
+            torch.testing.assert_close(a['target'][n], cfg.byol_tau * t + (1 - cfg.byol_tau) * online[n])
+    else: assert 'target' not in b
+    assert any(not torch.equal(v, dict(F.named_parameters())[n]) for n, v in F0.items())  # what train_tocoad returns is the tuned F
+
+@pytest.mark.parametrize('mode', ['frozen', 'train'])
+def test_stage2_batchnorm_mode_decides_F_statistics(toy, mode):
+    _, seen, _ = _one_step_each(toy, stages='dnp+ncl', stage2_bn=mode)
+    (pb, bb), (pa, ba) = seen[2, 0], seen[2, 1]
+    stats = {n for n in bb['F'] if 'running' in n}
+    assert stats and _changed(pb['F'], pa['F']) == set(pb['F'])  # the weights train either way
+    assert _changed({n: bb['F'][n] for n in stats}, ba['F']) == (set() if mode == 'frozen' else stats)
+    assert _changed(bb['D'], ba['D']) == set()  # D's statistics never move in stage II
+
+@pytest.mark.parametrize('crash_at', [2, 3])  # right after stage I, or after the first epoch of stage II
+def test_resume_from_a_stage_checkpoint_still_fine_tunes_F(toy, tmp_path, monkeypatch, crash_at):
+    cfg = tiny(stage1_epochs=2, stage2_epochs=2)
+    real_save, calls = training.save_checkpoint, []
+    def save_then_crash(*a, **k):
+        real_save(*a, **k); calls.append(1)
+        if len(calls) == crash_at: raise KeyboardInterrupt
+    monkeypatch.setattr(training, 'save_checkpoint', save_then_crash)
+    with pytest.raises(KeyboardInterrupt): train_tocoad(cfg, toy, out_dir=tmp_path, progress=False)
+    monkeypatch.setattr(training, 'save_checkpoint', real_save)
+    seen = {}
+    F, _, _ = train_tocoad(cfg, toy, out_dir=tmp_path, resume=True, progress=False, on_step=lambda s, k, p: seen.setdefault((s, k), _snap(p)))
+    steps = sorted(k for s, k in seen if s == 2)
+    b, a = seen[2, steps[0]], seen[2, steps[-1]]
+    assert len(steps) > 1 and _changed(b['F'], a['F']) and not _changed(b['D'], a['D'])
+    F0 = dict(training.initial_extractor(cfg).named_parameters())
+    assert any(not torch.equal(v, dict(F.named_parameters())[n]) for n, v in F0.items())
+
+def test_weight_change_and_feature_similarity_against_a_brute_force_loop():
+    torch.manual_seed(0)
+    a, b = FeatureExtractor('resnet18', 'random'), FeatureExtractor('resnet18', 'random')
+    pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
+    wc = training.weight_change(a, b)
+    for layer in ('layer2', 'layer4'):
+        names = [n for n in pa if n.startswith(f'body.{layer}.')]
+        num = sum(((pb[n] - pa[n]) ** 2).sum().item() for n in names); den = sum((pa[n] ** 2).sum().item() for n in names)
+        assert abs(wc[layer] - (num / den) ** 0.5) < 1e-5
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad(): fa, fb = a.eval()(x)["layer3"], b.eval()(x)["layer3"]
+    by_hand = np.mean([float((fa[i] * fb[i]).sum() / (fa[i].norm() * fb[i].norm())) for i in range(2)])  # whole maps, image by image
+    assert abs(training.feature_similarity(a, b, x, ('layer3',))['layer3'] - by_hand) < 1e-5

@@ -13,7 +13,7 @@ from .core import TocoadError, ToCoADConfig, PRESETS, preset, save_json, load_js
 from .data import load_samples, make_toy_dataset, read_image, TOY_CATEGORIES, FORMATS
 from .model import ToCoAD
 from .metrics import results_table, plot_roc, plot_score_hist, plot_heatmaps
-from .training import plot_history
+from .training import plot_history, plot_drift
 
 # %% auto #0
 __all__ = ['MARKER', 'claim_out_dir', 'parse_overrides', 'config_from_args', 'write_report', 'run_fit', 'build_parser', 'main']
@@ -73,6 +73,9 @@ def write_report(out:Path, category:str, metrics:dict, model:ToCoAD)->Path:
     _savefig(fig, out/'heatmaps.png'); figs.append(('Heatmaps (image, ground truth, anomaly map)', 'heatmaps.png'))
     if model.history:
         ax = plot_history(model.history); _savefig(np.atleast_1d(ax)[0].figure, out/'losses.png'); figs.append(('Training losses', 'losses.png'))
+    if model.drift:
+        axs = plot_drift(model.drift['weight_change'], model.drift['feature_cosine']); _savefig(axs[0].figure, out/'drift.png')
+        figs.append(('How far training moved F', 'drift.png'))
     fmt = lambda v: '–' if v is None else f'{v:.4f}'
     lines = [f'# ToCoAD on {category}', '', f"Stages: `{model.cfg.stages}`, backbone `{model.cfg.backbone}` ({model.cfg.weights}), "
              f"{model.cfg.image_size} px, coreset {model.cfg.coreset_ratio:.0%} ({metrics['timings'].get('bank_size')} of {metrics['timings'].get('n_patches')} patches).", '',
@@ -80,6 +83,11 @@ def write_report(out:Path, category:str, metrics:dict, model:ToCoAD)->Path:
     lines += [f'| {k} | {fmt(metrics.get(k))} |' for k in ('image_auroc', 'pixel_auroc', 'pixel_aupro', 'image_f1_max', 'pixel_f1_max')]
     lines += ['', '| defect | image AUROC |', '|---|---|'] + [f'| {d} | {fmt(v)} |' for d, v in metrics.get('per_defect', {}).items()]
     lines += ['', '| timing | value |', '|---|---|'] + [f'| {k} | {v:.2f} |' if isinstance(v, float) else f'| {k} | {v} |' for k, v in metrics['timings'].items()]
+    if model.drift:
+        lines += ['', '| how far training moved F | ' + ' | '.join(model.drift['weight_change']) + ' |', '|---|' + '---|' * len(model.drift['weight_change']),
+                  '| relative weight change | ' + ' | '.join(f'{v:.2%}' for v in model.drift['weight_change'].values()) + ' |',
+                  '', '| features of 8 training images, before vs after | ' + ' | '.join(model.drift['feature_cosine']) + ' |', '|---|' + '---|' * len(model.drift['feature_cosine']),
+                  '| mean cosine similarity | ' + ' | '.join(f'{v:.4f}' for v in model.drift['feature_cosine'].values()) + ' |']
     if metrics.get('notes'): lines += ['', '**Notes:** ' + '; '.join(metrics['notes'])]
     for title, f in figs: lines += ['', f'## {title}', '', f'![{title}]({f})']
     lines += ['', '## Config', '', '```json', json.dumps(model.cfg.to_dict(), indent=1), '```', '']
@@ -97,6 +105,7 @@ def run_fit(data, category:str, fmt:str, cfg:ToCoADConfig, out, resume:bool=Fals
         metrics = model.evaluate(test, progress=progress)
         metrics['timings'] = dict(model.timings, fit_s=fit_s, fit_images_per_s=len(train) / fit_s, predict_images_per_s=metrics.pop('predict_images_per_s'))
         metrics.update(category=category, data=str(data), format=fmt, config=cfg.to_dict())
+        if model.drift: metrics['drift'] = model.drift
         model.save(out/'model'); save_json(out/'metrics.json', metrics); write_report(out, category, metrics, model)
         return metrics
     return {}

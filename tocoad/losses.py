@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from .core import TocoadError
 
 # %% auto #0
-__all__ = ['FocalLoss', 'make_mask_loss', 'negative_cosine', 'pair_loss', 'symmetric_loss']
+__all__ = ['FocalLoss', 'make_mask_loss', 'negative_cosine', 'pair_loss', 'symmetric_loss', 'ncl_loss']
 
 # %% ../nbs/04_losses.ipynb #21e6429d
 class FocalLoss(nn.Module):
@@ -59,3 +59,9 @@ def symmetric_loss(ps:list, # predictions p_1..p_M, one B×D tensor per view
     if len(ps) != len(zs) or len(ps) < 2: raise TocoadError(f'symmetric loss needs M >= 2 views with p and z each, got {len(ps)} and {len(zs)}')
     pairs = list(itertools.combinations(range(len(ps)), 2))
     return sum(pair_loss(ps[i], zs[i], ps[j], zs[j]) for i, j in pairs) / len(pairs)
+
+# %% ../nbs/04_losses.ipynb #8f309f78
+def ncl_loss(l_sym:torch.Tensor, l_neg:torch.Tensor, lam:float=0.5)->torch.Tensor:
+    "Eq. 6: λ·L_sym + (1 − λ)·L_neg."
+    if not 0 <= lam <= 1: raise TocoadError(f'lam={lam} is not in [0, 1]')
+    return lam * l_sym + (1 - lam) * l_neg

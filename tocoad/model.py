@@ -15,7 +15,7 @@ import tocoad
 from .core import TocoadError, ToCoADConfig, save_json, load_json, atomic_write
 from .data import AnomalyDataset, ImageTransform, Sample, read_image
 from .backbone import FeatureExtractor, save_backbone
-from .training import Runtime, train_tocoad
+from .training import Runtime, train_tocoad, initial_extractor, weight_change, feature_similarity
 from .memory import MemoryBank, patch_features, anomaly_map
 from .metrics import evaluate_scores
 
@@ -37,7 +37,7 @@ class ToCoAD:
     "ToCoAD: two-stage fine-tuned features, a coreset memory bank and the reweighted score."
     def __init__(self, cfg:ToCoADConfig|None=None):
         self.cfg = cfg or ToCoADConfig()
-        self.F = self.transform = None; self.history, self.timings = [], {}
+        self.F = self.transform = None; self.history, self.timings, self.drift = [], {}, {}
         self.bank = MemoryBank(self.cfg.coreset_ratio, self.cfg.coreset_method, self.cfg.coreset_projection,
                                self.cfg.reweight_b, self.cfg.knn_backend, self.cfg.seed)
         self.rt = None
@@ -61,8 +61,16 @@ class ToCoAD:
         rt = self._runtime(); t0 = time.perf_counter()
         F, _, self.history = train_tocoad(self.cfg, samples, Path(out_dir)/'checkpoints' if out_dir else None, resume, progress, rt)
         self.timings['train_s'] = time.perf_counter() - t0
+        if self.cfg.stages != 'none': self.drift = self._measure_drift(F, samples)
         self._set_extractor(F); del F
         return self.fit_bank(samples, progress)
+
+    def _measure_drift(self, F_trained:FeatureExtractor, samples:list[Sample], n:int=8)->dict:
+        "How far training moved F: weight change per layer and memory-layer feature cosine on `n` training images."
+        F0 = self._runtime().prepare(initial_extractor(self.cfg)).eval()
+        tfm = ImageTransform(self.cfg.image_size, self.cfg.resize, self.cfg.crop, F0.mean, F0.std)
+        x = self._runtime().to(torch.stack([AnomalyDataset(samples[:n], tfm)[i]['image'] for i in range(min(n, len(samples)))]))
+        return dict(weight_change=weight_change(F0, F_trained), feature_cosine=feature_similarity(F0, F_trained, x, self.cfg.memory_layers))
 
     def fit_bank(self, samples:list[Sample], progress:bool=True)->'ToCoAD':
         "Build the memory bank from the current F's patch features of `samples` (all processes' shares gathered)."

@@ -18,21 +18,28 @@ from .core import TocoadError, ToCoADConfig, LAYERS, get_device, seed_everything
 from .data import AnomalyDataset, ImageTransform, Sample
 from .generators import make_generator
 from .backbone import FeatureExtractor
-from .losses import make_mask_loss
+from .losses import make_mask_loss, ncl_loss
 from .discriminator import DiscriminativeNetwork
 from .contrastive import ContrastiveHead, MomentumTarget, contrastive_loss
 
 # %% auto #0
 __all__ = ['augmentation_set', 'StageDataset', 'Runtime', 'save_checkpoint', 'load_checkpoint', 'average_buffers', 'run_stage',
-           'train_stage1', 'FineTuned', 'train_stage2', 'generator_from_config', 'train_tocoad', 'plot_history']
+           'train_stage1', 'FineTuned', 'set_batchnorm', 'train_stage2', 'generator_from_config', 'initial_extractor',
+           'train_tocoad', 'plot_history', 'changed_parameters', 'parameter_layers', 'weight_change',
+           'feature_similarity', 'plot_drift']
 
-# %% ../nbs/07_training.ipynb #c2582f7c
+# %% ../nbs/07_training.ipynb #bf2a223a
 def augmentation_set(size:int)->T.Compose:
-    "The augmentation set S of stage II: random resized crop, colour jitter, grayscale (§3.2)."
+    "The augmentation set S of stage II, SimSiam's [40] with its pixel sizes scaled from 224 to `size`."
+    k = 2 * round(0.05 * size) + 1  # a blur kernel of about a tenth of the side (SimSiam/BYOL: 23 px at 224)
+    s = size / 224
     return T.Compose([T.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=True),
                       T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-                      T.RandomGrayscale(p=0.2)])
+                      T.RandomGrayscale(p=0.2),
+                      T.RandomApply([T.GaussianBlur(k, sigma=(0.1 * s, 2.0 * s))], p=0.5),
+                      T.RandomHorizontalFlip()])
 
+# %% ../nbs/07_training.ipynb #f9592119
 class StageDataset(Dataset):
     "Normal training images turned into synthetic anomalies (+ masks) and, for stage II, M augmented views."
     def __init__(self, base:AnomalyDataset, # un-normalised normal images (normalize=False)
@@ -86,10 +93,10 @@ class Runtime:
         m = m.to(self.device)
         return m.to(memory_format=torch.channels_last) if self.cuda else m
 
-    def wrap(self, m:nn.Module)->nn.Module:
+    def wrap(self, m:nn.Module, find_unused:bool=False)->nn.Module:
         "DistributedDataParallel when running under torchrun, else the module itself."
         if not self.distributed: return m
-        return nn.parallel.DistributedDataParallel(m, device_ids=[self.device.index] if self.cuda else None)
+        return nn.parallel.DistributedDataParallel(m, device_ids=[self.device.index] if self.cuda else None, find_unused_parameters=find_unused)
 
     def loader(self, ds:Dataset, batch_size:int, num_workers:int, seed:int, epoch:int)->DataLoader:
         "Shuffled batches (a distributed sampler under torchrun), reproducible from (seed, epoch)."
@@ -161,8 +168,8 @@ def average_buffers(m:nn.Module, world:int):
         if b.is_floating_point(): dist.all_reduce(b); b.div_(world)
 
 def run_stage(stage:int, step_fn, modules:dict, params:list, dataset:StageDataset, cfg:ToCoADConfig, rt:Runtime,
-              out_dir:str|Path|None=None, resume:bool=False, progress:bool=True, after_step=None)->list:
-    "Train `params` for stage `stage` by calling `step_fn(batch) -> dict of losses` on each batch; returns the history."
+              out_dir:str|Path|None=None, resume:bool=False, progress:bool=True, after_step=None, on_step=None)->list:
+    "Train `params` for stage `stage` by calling `step_fn(batch) -> dict of losses` on each batch; returns the history.\n    `on_step(n)` (if given) is called with the number of optimizer steps taken: once before the first, then after each."
     epochs = cfg.stage1_epochs if stage == 1 else cfg.stage2_epochs
     opt = (torch.optim.Adam(params, lr=cfg.stage1_lr) if stage == 1 else
            torch.optim.SGD(params, lr=cfg.stage2_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay))
@@ -174,6 +181,7 @@ def run_stage(stage:int, step_fn, modules:dict, params:list, dataset:StageDatase
         saved = ToCoADConfig.from_dict(meta['config']).replace(device=cfg.device, num_workers=cfg.num_workers)  # those may change
         if saved != cfg: raise TocoadError(f'cannot resume from {ck}: it was made with another config; use a new --out folder')
         sched.load_state_dict(meta['scheduler']); history, start = meta['history'], meta['epoch'] + 1
+    if on_step is not None: on_step(len(history))
     for epoch in range(start, epochs):
         dataset.epoch = epoch; t0, n = time.perf_counter(), 0
         loader = rt.loader(dataset, cfg.batch_size, cfg.num_workers, cfg.seed, epoch)
@@ -185,6 +193,7 @@ def run_stage(stage:int, step_fn, modules:dict, params:list, dataset:StageDatase
             n += len(batch['mask' if 'mask' in batch else 'views']) * rt.world
             rec = {k: round(float(v.detach()), 5) for k, v in losses.items()}
             history.append(dict(stage=stage, epoch=epoch, lr=opt.param_groups[0]['lr'], **rec))
+            if on_step is not None: on_step(len(history))
             bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f'{n / (time.perf_counter() - t0):.1f}')
         sched.step()
         if rt.distributed:  # batch-norm statistics drift apart between DDP's buffer broadcasts: average them
@@ -196,13 +205,11 @@ def run_stage(stage:int, step_fn, modules:dict, params:list, dataset:StageDatase
     return history
 
 # %% ../nbs/07_training.ipynb #38417586
-def _unwrap(m): return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
-
 def train_stage1(F:FeatureExtractor, D:DiscriminativeNetwork, dataset:StageDataset, cfg:ToCoADConfig, rt:Runtime|None=None,
-                 out_dir=None, resume:bool=False, progress:bool=True)->list:
-    "Stage I (DNP): train D on G's anomalies with the focal loss; F stays frozen."
+                 out_dir=None, resume:bool=False, progress:bool=True, on_step=None)->list:
+    "Stage I (DNP): train D on G's anomalies with the focal loss; F stays frozen. `on_step(stage, n, parts)` watches it."
     rt = rt or Runtime(cfg.device, cfg.amp)
-    F.eval().requires_grad_(False); D.train()
+    F.eval().requires_grad_(False); D.train().requires_grad_(True)
     Dw, loss_fn = rt.wrap(D), make_mask_loss('focal', cfg.focal_alpha, cfg.focal_gamma)
     def step(batch):
         x, m = rt.to(batch['anomalous']), batch['mask'].to(rt.device)
@@ -210,9 +217,10 @@ def train_stage1(F:FeatureExtractor, D:DiscriminativeNetwork, dataset:StageDatas
             with torch.no_grad(): feats = F(x)
             logits = Dw(feats, x.shape[-2:])
         return {'loss': loss_fn(logits, m)}
-    return run_stage(1, step, {'D': D}, list(D.parameters()), dataset, cfg, rt, out_dir, resume, progress)
+    watch = (lambda k: on_step(1, k, {'F': F, 'D': D})) if on_step else None
+    return run_stage(1, step, {'D': D}, list(D.parameters()), dataset, cfg, rt, out_dir, resume, progress, on_step=watch)
 
-# %% ../nbs/07_training.ipynb #de6c0a7d
+# %% ../nbs/07_training.ipynb #13ff111b
 class FineTuned(nn.Module):
     "F and C as one module, so that one DistributedDataParallel wrapper synchronises both."
     def __init__(self, F, head): super().__init__(); self.F, self.head = F, head
@@ -221,11 +229,21 @@ class FineTuned(nn.Module):
         feats = self.F(x)
         return feats, [self.head({l: f[i * batch:(i + 1) * batch] for l, f in feats.items()}) for i in range(n_views)]
 
+# %% ../nbs/07_training.ipynb #99a3bfb8
+def set_batchnorm(m:nn.Module, mode:str)->nn.Module:
+    "Put `m`'s batch-norm layers in train mode (`mode='train'`) or eval mode (`'frozen'`: running statistics fixed)."
+    for b in m.modules():
+        if isinstance(b, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)): b.train(mode == 'train')
+    return m
+
+# %% ../nbs/07_training.ipynb #b77d906e
 def train_stage2(F:FeatureExtractor, D:DiscriminativeNetwork|None, head:ContrastiveHead, dataset:StageDataset, cfg:ToCoADConfig,
-                 rt:Runtime|None=None, out_dir=None, resume:bool=False, progress:bool=True)->list:
-    "Stage II (NCL): train F and C with λ·L_sym + (1−λ)·L_neg; D (if given) stays frozen."
+                 rt:Runtime|None=None, out_dir=None, resume:bool=False, progress:bool=True, on_step=None)->list:
+    "Stage II (NCL): fine-tune F jointly with C by λ·L_sym + (1−λ)·L_neg (Eq. 6); D (if given) stays frozen."
     rt = rt or Runtime(cfg.device, cfg.amp)
-    model = FineTuned(F, head).train(); wrapped = rt.wrap(model)
+    F.requires_grad_(True); head.requires_grad_(True)  # stage I froze F: §3.2 fine-tunes it
+    model = FineTuned(F, head).train(); set_batchnorm(F, cfg.stage2_bn)
+    wrapped = rt.wrap(model, find_unused=D is None)  # without D, layers that C does not read get no gradient
     if D is not None: D.eval().requires_grad_(False)
     target = MomentumTarget(F, head, cfg.byol_tau).to(rt.device) if cfg.cl_method == 'byol' else None
     loss_fn, M = make_mask_loss(cfg.neg_loss, cfg.focal_alpha, cfg.focal_gamma), cfg.views
@@ -240,32 +258,42 @@ def train_stage2(F:FeatureExtractor, D:DiscriminativeNetwork|None, head:Contrast
             if D is None: return {'loss': l_sym, 'l_sym': l_sym}
             anom = {l: f[M * B:] for l, f in feats.items()}
             l_neg = loss_fn(D(anom, x.shape[-2:]), batch['mask'].to(rt.device))
-        return {'loss': cfg.lam * l_sym + (1 - cfg.lam) * l_neg, 'l_sym': l_sym, 'l_neg': l_neg}
+        return {'loss': ncl_loss(l_sym, l_neg, cfg.lam), 'l_sym': l_sym, 'l_neg': l_neg}
     modules = {'F': F, 'head': head, **({'target': target} if target is not None else {})}
+    parts = {'F': F, 'head': head, **({'D': D} if D is not None else {}), **({'target': target} if target is not None else {})}
     return run_stage(2, step, modules, [*F.parameters(), *head.parameters()], dataset, cfg, rt, out_dir, resume, progress,
-                     after_step=(lambda: target.update(F, head)) if target is not None else None)
+                     after_step=(lambda: target.update(F, head)) if target is not None else None,
+                     on_step=(lambda k: on_step(2, k, parts)) if on_step else None)
 
-# %% ../nbs/07_training.ipynb #4e29e8cc
+# %% ../nbs/07_training.ipynb #2cc4a07b
 def generator_from_config(cfg:ToCoADConfig):
     "The anomaly generator G that `cfg` asks for (Perlin with its threshold and textures, CutPaste or NSA)."
     if cfg.generator == 'perlin': return make_generator('perlin', threshold=cfg.perlin_threshold, texture_dir=cfg.texture_dir)
     return make_generator(cfg.generator)
 
-def train_tocoad(cfg:ToCoADConfig, samples:list[Sample], out_dir=None, resume:bool=False, progress:bool=True, rt:Runtime|None=None):
+# %% ../nbs/07_training.ipynb #0c8445f7
+def initial_extractor(cfg:ToCoADConfig)->FeatureExtractor:
+    "F with all four layers as `train_tocoad` builds it before any training: seeded, with `cfg.weights`."
+    seed_everything(cfg.seed)
+    return FeatureExtractor(cfg.backbone, cfg.weights, LAYERS)
+
+# %% ../nbs/07_training.ipynb #33befe87
+def train_tocoad(cfg:ToCoADConfig, samples:list[Sample], out_dir=None, resume:bool=False, progress:bool=True, rt:Runtime|None=None,
+                 on_step=None):
     "Run the configured stages on the normal `samples`; returns (F, D, history)."
-    rt = rt or Runtime(cfg.device, cfg.amp); seed_everything(cfg.seed)
-    F = rt.prepare(FeatureExtractor(cfg.backbone, cfg.weights, LAYERS))
+    rt = rt or Runtime(cfg.device, cfg.amp)
+    F = rt.prepare(initial_extractor(cfg))
     tfm = ImageTransform(cfg.image_size, cfg.resize, cfg.crop, F.mean, F.std)
     base = AnomalyDataset(samples, tfm, normalize=False)
     gen = generator_from_config(cfg)
     D, history = None, []
     if cfg.stages == 'dnp+ncl':
         D = rt.prepare(DiscriminativeNetwork(F.channels, cfg.decoder_width))
-        history += train_stage1(F, D, StageDataset(base, gen, 0, cfg.seed), cfg, rt, out_dir, resume, progress)
+        history += train_stage1(F, D, StageDataset(base, gen, 0, cfg.seed), cfg, rt, out_dir, resume, progress, on_step)
     if cfg.stages in ('ncl', 'dnp+ncl') and cfg.stage2_epochs > 0:
         head = rt.prepare(ContrastiveHead(F.channels, cfg.cl_layers, cfg.cl_concat, cfg.proj_dim, cfg.pred_layers))
         ds = StageDataset(base, gen if D is not None else None, cfg.views, cfg.seed + 1)
-        history += train_stage2(F, D, head, ds, cfg, rt, out_dir, resume, progress)
+        history += train_stage2(F, D, head, ds, cfg, rt, out_dir, resume, progress, on_step)
     F.eval().requires_grad_(False)
     return F, D, history
 
@@ -281,3 +309,45 @@ def plot_history(history:list, ax=None):
             if k in hs[0]: a.plot([h[k] for h in hs], label=k)
         a.set_title(f'stage {"I" if s == 1 else "II"}', fontsize=9); a.set_xlabel('step'); a.legend(fontsize=7)
     return ax
+
+# %% ../nbs/07_training.ipynb #c2d9041b
+def changed_parameters(before:dict, # {part: {parameter name: tensor}}
+                       after:dict)->dict:
+    "The names of each part's parameters whose values differ between two snapshots."
+    return {part: sorted(n for n, v in ps.items() if not torch.equal(v, after[part][n])) for part, ps in before.items()}
+
+# %% ../nbs/07_training.ipynb #424df52d
+def parameter_layers(F:FeatureExtractor)->dict:
+    "Each parameter name of F → the paper layer (layer1..layer4) whose output it is the first to feed."
+    names = [n for n, _ in F.named_parameters()]
+    ends = [max(i for i, n in enumerate(names) if n.startswith(f'body.{m}.')) for m in F.body.feature_info.module_name()]
+    return {n: next(l for l, e in zip(F.layers, ends) if i <= e) for i, n in enumerate(names)}
+
+# %% ../nbs/07_training.ipynb #6755d386
+@torch.no_grad()
+def weight_change(before:nn.Module, after:nn.Module)->dict:
+    "Per paper layer, the relative change ‖W_after − W_before‖ / ‖W_before‖ of F's parameters."
+    layer, a, num, den = parameter_layers(after), dict(after.named_parameters()), {}, {}
+    for n, p in before.named_parameters():
+        q, p = a[n].detach().float().cpu(), p.detach().float().cpu()
+        num[layer[n]] = num.get(layer[n], 0.0) + (q - p).pow(2).sum().item()
+        den[layer[n]] = den.get(layer[n], 0.0) + p.pow(2).sum().item()
+    return {l: math.sqrt(num[l] / den[l]) for l in num}
+
+# %% ../nbs/07_training.ipynb #bf28f71b
+@torch.no_grad()
+def feature_similarity(before:nn.Module, after:nn.Module, x:torch.Tensor, layers:tuple=('layer2', 'layer3'))->dict:
+    "Per layer, the mean over images `x` of the cosine similarity between the feature maps `before` and `after` give them."
+    fb, fa = before.eval()(x), after.eval()(x)
+    return {l: torch.nn.functional.cosine_similarity(fb[l].float().flatten(1), fa[l].float().flatten(1), dim=1).mean().item() for l in layers}
+
+# %% ../nbs/07_training.ipynb #b157c549
+def plot_drift(change:dict, similarity:dict, axs=None):
+    "Bars of `weight_change` per layer and of `feature_similarity` per layer."
+    import matplotlib.pyplot as plt
+    if axs is None: _, axs = plt.subplots(1, 2, figsize=(6, 2.1))
+    axs[0].bar(list(change), [100 * v for v in change.values()]); axs[0].set_ylabel('weight change (%)', fontsize=8)
+    axs[1].bar(list(similarity), list(similarity.values()), color='tab:orange'); axs[1].set_ylim(min(0.9, *similarity.values()) - 0.01, 1)
+    axs[1].set_ylabel('cosine, before vs after', fontsize=8)
+    for a in axs: a.tick_params(labelsize=7)
+    return axs

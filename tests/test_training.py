@@ -88,9 +88,9 @@ def test_ncl_only_trains_without_D(toy):
 
 def test_corrupt_checkpoint_is_refused(toy, tmp_path):
     train_tocoad(tiny(stage1_epochs=1, stage2_epochs=0), toy, out_dir=tmp_path, progress=False)
-    ck = tmp_path / 'stage1'; (ck / 'tensors.safetensors').write_bytes(b'\x80\x04garbage')
+    ck = tmp_path / 'stage1'; (ck / 'checkpoint.safetensors').write_bytes(b'\x80\x04garbage')
     F = FeatureExtractor('resnet18', 'random')
-    with pytest.raises(TocoadError, match='not a valid safetensors file'): load_checkpoint(ck, {'D': DiscriminativeNetwork(F.channels)})
+    with pytest.raises(TocoadError, match='not a valid tocoad checkpoint'): load_checkpoint(ck, {'D': DiscriminativeNetwork(F.channels)})
 
 @pytest.mark.parametrize('generator', ['perlin', 'cutpaste', 'nsa'])
 def test_every_generator_trains_from_the_config(toy, generator):
@@ -104,7 +104,7 @@ def _snap(parts, what='named_parameters'):
 
 def _one_step_each(toy, **kw):
     "Snapshots of every part before and after the single optimizer step of each stage (8 images, batch 8, 1 epoch each)."
-    cfg = tiny(backbone='tf_efficientnet_lite0', weights='offline', stage1_epochs=1, stage2_epochs=1, batch_size=8, **kw)
+    cfg = tiny(backbone='tf_efficientnet_lite0', weights='offline', stage1_epochs=1, stage2_epochs=1, batch_size=8, **{'weight_decay': 0.0, **kw})  # no decay: changed = had a gradient
     seen = {}
     def on_step(stage, k, parts): seen[stage, k] = (_snap(parts), _snap(parts, 'named_buffers'))
     F, D, h = train_tocoad(cfg, toy, progress=False, on_step=on_step)
@@ -141,7 +141,10 @@ def test_stage2_batchnorm_mode_decides_F_statistics(toy, mode):
     _, seen, _ = _one_step_each(toy, stages='dnp+ncl', stage2_bn=mode)
     (pb, bb), (pa, ba) = seen[2, 0], seen[2, 1]
     stats = {n for n in bb['F'] if 'running' in n}
-    assert stats and _changed(pb['F'], pa['F']) == set(pb['F'])  # the weights train either way
+    moved = _changed(pb['F'], pa['F'])
+    if mode == 'frozen': assert moved == set(pb['F'])
+    else:  # batch statistics remove any per-channel shift, so a bias that feeds the next batch norm gets no gradient
+        assert len(moved) > 0.75 * len(pb['F']) and all(n.endswith('.bias') for n in set(pb['F']) - moved)
     assert _changed({n: bb['F'][n] for n in stats}, ba['F']) == (set() if mode == 'frozen' else stats)
     assert _changed(bb['D'], ba['D']) == set()  # D's statistics never move in stage II
 
@@ -176,3 +179,35 @@ def test_weight_change_and_feature_similarity_against_a_brute_force_loop():
     with torch.no_grad(): fa, fb = a.eval()(x)["layer3"], b.eval()(x)["layer3"]
     by_hand = np.mean([float((fa[i] * fb[i]).sum() / (fa[i].norm() * fb[i].norm())) for i in range(2)])  # whole maps, image by image
     assert abs(training.feature_similarity(a, b, x, ('layer3',))['layer3'] - by_hand) < 1e-5
+
+def test_a_kill_while_writing_a_checkpoint_resumes_from_the_last_whole_one(toy, tmp_path, monkeypatch):
+    cfg = tiny(stage1_epochs=5, stage2_epochs=1)  # stage I's learning rate drops at epoch 4: resume must keep that schedule
+    full, _, h_full = train_tocoad(cfg, toy, out_dir=tmp_path / 'full', progress=False)
+    real_write, calls = training.atomic_write, []
+    def killed_midway(path, data):
+        calls.append(path)
+        if len(calls) == 3: raise KeyboardInterrupt  # the third checkpoint is never written: the second stays whole
+        return real_write(path, data)
+    monkeypatch.setattr(training, 'atomic_write', killed_midway)
+    with pytest.raises(KeyboardInterrupt): train_tocoad(cfg, toy, out_dir=tmp_path / 'cut', progress=False)
+    monkeypatch.setattr(training, 'atomic_write', real_write)
+    assert [p.name for p in (tmp_path / 'cut' / 'stage1').iterdir()] == ['checkpoint.safetensors']
+    resumed, _, h_res = train_tocoad(cfg, toy, out_dir=tmp_path / 'cut', resume=True, progress=False)
+    assert [h['lr'] for h in h_res] == [h['lr'] for h in h_full] and h_res == h_full
+    assert all(torch.equal(v, resumed.state_dict()[k]) for k, v in full.state_dict().items())
+
+def test_a_checkpoint_of_the_old_two_file_layout_is_refused_by_name(toy, tmp_path):
+    (tmp_path / 'stage1').mkdir(); (tmp_path / 'stage1' / 'checkpoint.json').write_text('{}')
+    with pytest.raises(TocoadError, match='older tocoad'): train_tocoad(tiny(stage1_epochs=1, stage2_epochs=0), toy, out_dir=tmp_path, resume=True, progress=False)
+
+def test_L_neg_alone_trains_F_through_the_frozen_D(toy):
+    "λ = 0 and no weight decay: F can change only through the focal loss of D's output, so its gradient must pass D."
+    grads = {}
+    def on_step(stage, k, parts):
+        if stage == 2 and k == 1: grads.update({name: {n: p.grad for n, p in m.named_parameters()} for name, m in parts.items()})
+    cfg, seen, _ = _one_step_each(toy, stages='dnp+ncl', lam=0.0)
+    train_tocoad(cfg, toy, progress=False, on_step=on_step)
+    assert all(g is not None and g.abs().sum() > 0 for g in grads['F'].values()), 'L_neg must reach every weight of F through D'
+    assert all(g is None for g in grads['D'].values()), 'D is frozen: no gradient is even computed for it'
+    (b, bb), (a, ba) = seen[2, 0], seen[2, 1]
+    assert _changed(b['F'], a['F']) and _changed(b['D'], a['D']) == set() and _changed(bb['D'], ba['D']) == set()  # (tiny gradients may round away)

@@ -52,7 +52,11 @@ def _load_file(path:Path)->dict:
     if not path.is_file(): raise TocoadError(f'weights file {path} does not exist')
     if path.suffix == '.safetensors':
         from safetensors.torch import load_file
-        return load_file(str(path))
+        try: sd = load_file(str(path))
+        except Exception as e: raise TocoadError(f'{path} is not a valid safetensors file ({type(e).__name__}: {str(e)[:120]}); it is truncated or corrupt: save or copy it again') from None
+        bad = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad: raise TocoadError(f'{path} holds NaN or infinite weights (e.g. {bad[0]}); it is corrupt: save or copy it again')
+        return sd
     try: sd = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e: raise TocoadError(f'{path} is not a plain tensor checkpoint ({type(e).__name__}); save a state dict with safetensors') from None
     if isinstance(sd, dict) and 'state_dict' in sd and isinstance(sd['state_dict'], dict): sd = sd['state_dict']

@@ -12,7 +12,7 @@ import torch
 
 # %% auto #0
 __all__ = ['LAYERS', 'STAGES', 'GENERATORS', 'BN_MODES', 'PRESETS', 'TocoadError', 'get_device', 'seed_everything',
-           'atomic_write', 'save_json', 'load_json', 'ToCoADConfig', 'preset']
+           'atomic_write', 'save_json', 'load_json', 'ToCoADConfig', 'parse_field', 'preset']
 
 # %% ../nbs/00_core.ipynb #a14a981b
 class TocoadError(ValueError):
@@ -23,7 +23,8 @@ def get_device(device:str|torch.device|None=None # 'cuda', 'cpu', 'cuda:1', or N
               )->torch.device:
     "The torch device to use: `device` if given, else CUDA when available, else CPU."
     if device is not None and str(device) != 'auto':
-        d = torch.device(device)
+        try: d = torch.device(device)
+        except (RuntimeError, TypeError): raise TocoadError(f"device={device!r} is not a device; use 'cpu', 'cuda', 'cuda:N' or leave it out") from None
         if d.type == 'cuda' and not torch.cuda.is_available():
             raise TocoadError(f"device={device!r} was asked for but CUDA is not available here; use device='cpu' or None")
         return d
@@ -37,6 +38,9 @@ def seed_everything(seed:int # The seed for Python, NumPy and torch (all devices
     return seed
 
 # %% ../nbs/00_core.ipynb #66dc2210
+def _umask()->int:
+    m = os.umask(0); os.umask(m); return m
+
 def atomic_write(path:str|Path, # Where the file ends up
                  data:bytes|str # Its whole content
                 )->Path:
@@ -45,6 +49,7 @@ def atomic_write(path:str|Path, # Where the file ends up
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f: f.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
@@ -167,6 +172,44 @@ class ToCoADConfig:
     def replace(self, **kw): 
         "A copy with some fields changed (and validated)."
         return self.from_dict({**self.to_dict(), **kw})
+
+# %% ../nbs/00_core.ipynb #dc1b5554
+_TRUE, _FALSE = {'true', '1', 'yes', 'y', 'on'}, {'false', '0', 'no', 'n', 'off'}
+
+def _parse_as(kind:str, text:str):
+    t = text.strip()
+    if kind == 'bool':
+        if t.lower() in _TRUE: return True
+        if t.lower() in _FALSE: return False
+        raise ValueError('true or false')
+    if kind == 'int':
+        if not t.lstrip('+-').isdigit(): raise ValueError('an integer')
+        return int(t)
+    if kind == 'float':
+        try: v = float(t)
+        except ValueError: raise ValueError('a number') from None
+        if v != v or v in (float('inf'), float('-inf')): raise ValueError('a finite number')
+        return v
+    if kind == 'tuple':
+        if t.startswith('['):
+            try: v = json.loads(t)
+            except json.JSONDecodeError: raise ValueError('a comma-separated list') from None
+            return tuple(str(x) for x in v)
+        return tuple(x.strip() for x in t.split(',') if x.strip())
+    if len(t) >= 2 and t[0] == t[-1] and t[0] in '"\'': t = t[1:-1]
+    return t
+
+# %% ../nbs/00_core.ipynb #1e7953e8
+def parse_field(name:str, # a field of `ToCoADConfig`
+                text:str  # its value as typed
+               ):
+    "`text` read as the declared type of config field `name`; a `TocoadError` naming field, value and type if it does not fit."
+    kinds = {f.name: str(f.type).replace(' ', '') for f in fields(ToCoADConfig)}
+    if name not in kinds: raise TocoadError(f'unknown config field {name!r}; known fields: {", ".join(sorted(kinds))}')
+    kind = kinds[name]; optional = kind.endswith('|None'); base = kind.split('|')[0]
+    if optional and text.strip().lower() in ('none', 'null', ''): return None
+    try: return _parse_as(base, text)
+    except ValueError as e: raise TocoadError(f'{name}={text!r} is not {e}: {name} is a {kind.replace("|None", " or none")}') from None
 
 # %% ../nbs/00_core.ipynb #4cb59612
 PRESETS = {

@@ -17,7 +17,7 @@ from .core import TocoadError, save_json, load_json
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'FORMATS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'TOY_CATEGORIES', 'TOY_DEFECTS', 'Sample', 'list_images',
            'mvtec_samples', 'visa_samples', 'btad_samples', 'folder_samples', 'load_samples', 'read_image',
-           'ImageTransform', 'AnomalyDataset', 'make_toy_dataset']
+           'ImageTransform', 'AnomalyDataset', 'check_samples', 'make_toy_dataset']
 
 # %% ../nbs/01_data.ipynb #93187db9
 IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff'}
@@ -127,17 +127,34 @@ def load_samples(root, category:str, split:str='train', fmt:str='mvtec')->list[S
     if split not in ('train', 'test'): raise TocoadError(f"split must be 'train' or 'test', not {split!r}")
     return FORMATS[fmt](root, category, split)
 
-# %% ../nbs/01_data.ipynb #dfe8a913
+# %% ../nbs/01_data.ipynb #33edcc8c
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
-def read_image(path:Path, mode:str='RGB')->Image.Image:
-    "Open an image fully, with an error naming the file when it is unreadable."
+def _eight_bit(im:Image.Image, path)->Image.Image:
+    "16-bit grey images scaled to 8 bit (Pillow's `convert` would clip them to white); floating-point ones refused."
+    if im.mode == 'F': raise TocoadError(f'{path} holds floating-point pixels (mode F); save it as an 8- or 16-bit image')
+    if not im.mode.startswith('I'): return im
+    a = np.asarray(im).astype(np.float64)
+    if a.min() < 0 or a.max() > 65535: raise TocoadError(f'{path} holds 32-bit integer pixels; save it as an 8- or 16-bit image')
+    if im.mode == 'I' and a.max() <= 255: return Image.fromarray(a.astype(np.uint8), 'L')
+    return Image.fromarray(np.round(a / 257).astype(np.uint8), 'L')
+
+# %% ../nbs/01_data.ipynb #7e8be8f8
+def _open(path:Path)->Image.Image:
+    "The fully decoded image at `path`, or a `TocoadError` that names the file."
     try:
-        with Image.open(path) as im: im.load(); return im.convert(mode)
+        with Image.open(path) as im: im.load(); return im.copy()
     except FileNotFoundError: raise TocoadError(f'{path} does not exist') from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except Image.DecompressionBombError as e:
+        raise TocoadError(f'{path} is too large to open safely ({e}); resize it, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust it') from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise TocoadError(f'{path} is not a readable image ({type(e).__name__}: {e}); replace or remove the file') from None
 
+def read_image(path:Path, mode:str='RGB')->Image.Image:
+    "Open an image fully (16-bit scaled to 8 bit), with an error naming the file when it is unreadable."
+    return _eight_bit(_open(path), path).convert(mode)
+
+# %% ../nbs/01_data.ipynb #d21a5d5e
 class ImageTransform:
     "Resize (and centre-crop) images and masks the same way; normalise images."
     def __init__(self, image_size:int=224, # Side of the network input
@@ -159,7 +176,8 @@ class ImageTransform:
 
     def mask(self, m:Image.Image, path=None)->torch.Tensor:
         "A 1×S×S float tensor of 0/1; warns when the crop cuts away foreground."
-        t = (TF.pil_to_tensor(m.convert('L')) > 127).float()
+        a = TF.pil_to_tensor(m.convert('L'))
+        t = (a > (0 if a.max() <= 1 else 127)).float()  # a mask saved as 0/1 instead of 0/255 is still a mask
         out = (self._geometry(t, TF.InterpolationMode.NEAREST) > 0.5).float()
         if self.crop and t.sum() > 0:
             kept = out.sum()
@@ -202,6 +220,35 @@ class AnomalyDataset(Dataset):
 
     @property
     def labels(self)->np.ndarray: return np.array([s.label for s in self.samples])
+
+# %% ../nbs/01_data.ipynb #0e5e5561
+def _mask_problem(s:Sample, size:tuple, odd:dict)->str|None:
+    if not Path(s.mask_path).is_file(): return f'mask {s.mask_path} of {s.path} does not exist; add it or remove the image'
+    m = _open(s.mask_path)
+    if m.size != size: return f'mask {s.mask_path} is {m.size[0]}x{m.size[1]} but its image {s.path} is {size[0]}x{size[1]}; masks must match their images'
+    a = np.asarray(_eight_bit(m, s.mask_path).convert('L'))
+    if a.max() == 0: odd.setdefault('its mask has no defect pixels (the image counts as defective, its pixels as normal)', []).append(s.mask_path)
+    elif a.max() == 1: odd.setdefault('its mask holds 0/1 values instead of 0/255 (read as a binary mask)', []).append(s.mask_path)
+    return None
+
+# %% ../nbs/01_data.ipynb #c74018d7
+def check_samples(samples:list[Sample], min_side:int=32)->list[str]:
+    "Open every image and mask of `samples`: a `TocoadError` for the first unusable one, a warning per odd kind; returns the warnings."
+    errors, odd, sizes = [], {}, set()
+    for s in samples:
+        try:
+            im = _open(s.path); _eight_bit(im, s.path); sizes.add(im.size); w, h = im.size
+            if im.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La'): odd.setdefault('has transparency, which is dropped', []).append(s.path)
+            if im.mode == 'CMYK': odd.setdefault('is CMYK, converted to RGB', []).append(s.path)
+            if min(w, h) < min_side: odd.setdefault(f'is smaller than the network input ({min_side} px) and is enlarged', []).append(s.path)
+            if max(w, h) > 2 * min(w, h): odd.setdefault('is far from square and is squashed to a square', []).append(s.path)
+            if s.mask_path is not None and (p := _mask_problem(s, im.size, odd)): errors.append(p)
+        except TocoadError as e: errors.append(str(e))
+    if errors: raise TocoadError(errors[0] + (f' ({len(errors) - 1} more file(s) have problems)' if len(errors) > 1 else ''))
+    if len(sizes) > 1: odd['images come in different sizes (e.g. {}), all resized to one'.format(', '.join('x'.join(map(str, z)) for z in sorted(sizes)[:3]))] = []
+    msgs = [f'{len(v)} image(s), e.g. {v[0]}, ' + k if v else k for k, v in odd.items()]
+    for m in msgs: warnings.warn(m)
+    return msgs
 
 # %% ../nbs/01_data.ipynb #5523a6fd
 TOY_CATEGORIES = ('brick', 'gravel', 'washer')

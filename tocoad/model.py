@@ -141,6 +141,20 @@ ToCoAD.evaluate = evaluate
 # %% ../nbs/10_model.ipynb #ddcd9f51
 MODEL_FORMAT = 1
 
+def _check_model_json(info, where:Path):
+    "Every key `load` reads is there, with the right type."
+    need = dict(format=int, config=dict, mean=list, std=list, bank_shape=list, grid=list)
+    bad = [k for k, t in need.items() if not isinstance(info, dict) or not isinstance(info.get(k), t)]
+    if bad: raise TocoadError(f'{where} lacks or mistypes {bad}: it was not written by tocoad or was edited; save the model again')
+
+def _check_bank(t:dict, where:Path):
+    "The bank is finite and its neighbour table points into it."
+    if 'bank' not in t: return
+    if not torch.isfinite(t['bank']).all(): raise TocoadError(f'{where} holds NaN or infinite features: the model is corrupt; fit it again')
+    k = t.get('bank_knn')
+    if k is not None and (k.ndim != 2 or k.shape[0] != len(t['bank']) or k.is_floating_point() or (k.numel() and (k.min() < 0 or k.max() >= len(t['bank'])))):
+        raise TocoadError(f'{where}: bank_knn does not index the bank ({tuple(k.shape)} for {len(t["bank"])} features): the model is corrupt; fit it again')
+
 def save(self:ToCoAD, path:str|Path)->Path:
     "Write the fitted model to folder `path` (JSON + safetensors)."
     from safetensors.torch import save
@@ -161,11 +175,14 @@ def load(cls, path:str|Path, device=None)->ToCoAD:
     from safetensors.torch import load_file
     path = Path(path)
     if not path.is_dir(): raise TocoadError(f'model folder {path} does not exist')
+    if not (path/'model.json').is_file() and (path/'model'/'model.json').is_file():
+        raise TocoadError(f'{path} is the output folder of a run; the model is in {path/"model"}: pass --model {path/"model"}')
     for f in ('model.json', 'backbone.safetensors', 'bank.safetensors'):
         if not (path/f).is_file(): raise TocoadError(f'model folder {path} is missing {f}: it is incomplete; save the model again')
     info = load_json(path/'model.json')
     if info.get('format') != MODEL_FORMAT:
         raise TocoadError(f'{path/"model.json"} has model format {info.get("format")!r}, this tocoad ({tocoad.__version__}) reads format {MODEL_FORMAT}; use the tocoad version that wrote it ({info.get("tocoad_version")})')
+    _check_model_json(info, path/'model.json')
     cfg = ToCoADConfig.from_dict({**info['config'], 'device': device if device is not None else info['config'].get('device')})
     m = cls(cfg)
     F = FeatureExtractor(cfg.backbone, str(path/'backbone.safetensors'), cfg.memory_layers)
@@ -175,6 +192,7 @@ def load(cls, path:str|Path, device=None)->ToCoAD:
     except Exception as e: raise TocoadError(f'{path/"bank.safetensors"} is not a valid safetensors file ({e})') from None
     if 'bank' not in t or list(t['bank'].shape) != info['bank_shape']:
         raise TocoadError(f'{path/"bank.safetensors"} does not match {path/"model.json"} (bank shape {info["bank_shape"]}); the folder mixes files of different models')
+    _check_bank(t, path/'bank.safetensors')
     dev = m._runtime().device
     m.bank.set_bank(t['bank'].to(dev), t['bank_knn'].to(dev) if 'bank_knn' in t else None)
     m.grid, m.timings = tuple(info['grid']), info.get('timings', {})

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_training.ipynb #af471c37
 from __future__ import annotations
-import math, os, time
+import json, math, os, time
 from contextlib import nullcontext
 from pathlib import Path
 import numpy as np
@@ -14,7 +14,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 import torchvision.transforms.v2 as T
 from tqdm.auto import tqdm
-from .core import TocoadError, ToCoADConfig, LAYERS, get_device, seed_everything, save_json, load_json, atomic_write
+from .core import TocoadError, ToCoADConfig, LAYERS, get_device, seed_everything, atomic_write
 from .data import AnomalyDataset, ImageTransform, Sample
 from .generators import make_generator
 from .backbone import FeatureExtractor
@@ -23,10 +23,10 @@ from .discriminator import DiscriminativeNetwork
 from .contrastive import ContrastiveHead, MomentumTarget, contrastive_loss
 
 # %% auto #0
-__all__ = ['augmentation_set', 'StageDataset', 'Runtime', 'save_checkpoint', 'load_checkpoint', 'average_buffers', 'run_stage',
-           'train_stage1', 'FineTuned', 'set_batchnorm', 'train_stage2', 'generator_from_config', 'initial_extractor',
-           'train_tocoad', 'plot_history', 'changed_parameters', 'parameter_layers', 'weight_change',
-           'feature_similarity', 'plot_drift']
+__all__ = ['CHECKPOINT', 'augmentation_set', 'StageDataset', 'Runtime', 'save_checkpoint', 'has_checkpoint', 'load_checkpoint',
+           'average_buffers', 'run_stage', 'train_stage1', 'FineTuned', 'set_batchnorm', 'train_stage2',
+           'generator_from_config', 'initial_extractor', 'train_tocoad', 'plot_history', 'changed_parameters',
+           'parameter_layers', 'weight_change', 'feature_similarity', 'plot_drift']
 
 # %% ../nbs/07_training.ipynb #bf2a223a
 def augmentation_set(size:int)->T.Compose:
@@ -124,10 +124,12 @@ def _unflatten_optimizer(tensors:dict, meta:dict)->dict:
         idx, k = key.split('.', 1); state.setdefault(int(idx), {})[k] = v
     return {'state': state, 'param_groups': meta['param_groups']}
 
+CHECKPOINT = 'checkpoint.safetensors'
+
 def save_checkpoint(path:str|Path, # folder of the checkpoint
                     modules:dict, # name -> nn.Module
                     optimizer:torch.optim.Optimizer|None=None, meta:dict|None=None)->Path:
-    "Write `modules`' weights, the optimiser state and `meta` (JSON-able) atomically to `path`."
+    "Write `modules`' weights, the optimiser state and `meta` (JSON-able) as one file, atomically, into folder `path`."
     from safetensors.torch import save
     path = Path(path); tensors = {}
     for name, m in modules.items():
@@ -136,17 +138,26 @@ def save_checkpoint(path:str|Path, # folder of the checkpoint
     if optimizer is not None:
         ot, opt_meta = _flatten_optimizer(optimizer)
         tensors.update({f'optimizer/{k}': v.detach().cpu().contiguous() for k, v in ot.items()})
-    atomic_write(path/'tensors.safetensors', save(tensors))
-    save_json(path/'checkpoint.json', {'meta': meta or {}, 'optimizer': opt_meta, 'modules': sorted(modules)})
+    info = json.dumps({'meta': meta or {}, 'optimizer': opt_meta, 'modules': sorted(modules)})
+    atomic_write(path/CHECKPOINT, save(tensors, metadata={'tocoad_checkpoint': info}))
     return path
+
+def has_checkpoint(path:str|Path)->bool:
+    "True when folder `path` holds a checkpoint (refusing one written by an older tocoad)."
+    path = Path(path)
+    if (path/'checkpoint.json').is_file() and not (path/CHECKPOINT).is_file():
+        raise TocoadError(f'{path} holds a checkpoint of an older tocoad (checkpoint.json + tensors.safetensors); resume it with that version or start a new --out')
+    return (path/CHECKPOINT).is_file()
 
 def load_checkpoint(path:str|Path, modules:dict, optimizer=None, map_location='cpu')->dict:
     "Load a checkpoint written by `save_checkpoint` into `modules` (and `optimizer`); returns its meta."
-    from safetensors.torch import load_file
-    path = Path(path); info = load_json(path/'checkpoint.json')
-    if not (path/'tensors.safetensors').is_file(): raise TocoadError(f'{path/"tensors.safetensors"} is missing: the checkpoint is incomplete')
-    try: tensors = load_file(str(path/'tensors.safetensors'), device=str(map_location))
-    except Exception as e: raise TocoadError(f'{path/"tensors.safetensors"} is not a valid safetensors file ({e})') from None
+    from safetensors import safe_open
+    f = Path(path)/CHECKPOINT
+    if not f.is_file(): raise TocoadError(f'{f} does not exist: there is no checkpoint in {path}')
+    try:
+        with safe_open(str(f), 'pt', device=str(map_location)) as st:
+            info = json.loads((st.metadata() or {})['tocoad_checkpoint']); tensors = {k: st.get_tensor(k) for k in st.keys()}
+    except Exception as e: raise TocoadError(f'{f} is not a valid tocoad checkpoint ({type(e).__name__}: {str(e)[:120]}); delete it to start over') from None
     for name, m in modules.items():
         sd = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + '/')}
         if not sd: raise TocoadError(f'checkpoint {path} has no weights for {name!r} (it has {info.get("modules")})')
@@ -176,11 +187,12 @@ def run_stage(stage:int, step_fn, modules:dict, params:list, dataset:StageDatase
     sched = _lr_schedule(opt, cfg, stage, epochs)
     ck = Path(out_dir)/f'stage{stage}' if out_dir else None
     history, start = [], 0
-    if resume and ck is not None and (ck/'checkpoint.json').is_file():
+    if resume and ck is not None and has_checkpoint(ck):
         meta = load_checkpoint(ck, modules, opt, map_location=rt.device)
         saved = ToCoADConfig.from_dict(meta['config']).replace(device=cfg.device, num_workers=cfg.num_workers)  # those may change
         if saved != cfg: raise TocoadError(f'cannot resume from {ck}: it was made with another config; use a new --out folder')
         sched.load_state_dict(meta['scheduler']); history, start = meta['history'], meta['epoch'] + 1
+        if hasattr(sched, 'milestones'): sched.milestones = type(sched.milestones)({int(k): v for k, v in sched.milestones.items()})  # JSON made the keys strings
     if on_step is not None: on_step(len(history))
     for epoch in range(start, epochs):
         dataset.epoch = epoch; t0, n = time.perf_counter(), 0
@@ -244,7 +256,7 @@ def train_stage2(F:FeatureExtractor, D:DiscriminativeNetwork|None, head:Contrast
     F.requires_grad_(True); head.requires_grad_(True)  # stage I froze F: §3.2 fine-tunes it
     model = FineTuned(F, head).train(); set_batchnorm(F, cfg.stage2_bn)
     wrapped = rt.wrap(model, find_unused=D is None)  # without D, layers that C does not read get no gradient
-    if D is not None: D.eval().requires_grad_(False)
+    if D is not None: D.eval().requires_grad_(False).zero_grad(set_to_none=True)  # frozen: no gradient, not even stage I's last
     target = MomentumTarget(F, head, cfg.byol_tau).to(rt.device) if cfg.cl_method == 'byol' else None
     loss_fn, M = make_mask_loss(cfg.neg_loss, cfg.focal_alpha, cfg.focal_gamma), cfg.views
     def step(batch):
@@ -318,10 +330,10 @@ def changed_parameters(before:dict, # {part: {parameter name: tensor}}
 
 # %% ../nbs/07_training.ipynb #424df52d
 def parameter_layers(F:FeatureExtractor)->dict:
-    "Each parameter name of F → the paper layer (layer1..layer4) whose output it is the first to feed."
+    "Each parameter name of F → the paper layer (layer1..layer4) whose output it is the first to feed (None: it feeds none)."
     names = [n for n, _ in F.named_parameters()]
     ends = [max(i for i, n in enumerate(names) if n.startswith(f'body.{m}.')) for m in F.body.feature_info.module_name()]
-    return {n: next(l for l, e in zip(F.layers, ends) if i <= e) for i, n in enumerate(names)}
+    return {n: next((l for l, e in zip(F.layers, ends) if i <= e), None) for i, n in enumerate(names)}  # None: after the last layer
 
 # %% ../nbs/07_training.ipynb #6755d386
 @torch.no_grad()
@@ -329,6 +341,7 @@ def weight_change(before:nn.Module, after:nn.Module)->dict:
     "Per paper layer, the relative change ‖W_after − W_before‖ / ‖W_before‖ of F's parameters."
     layer, a, num, den = parameter_layers(after), dict(after.named_parameters()), {}, {}
     for n, p in before.named_parameters():
+        if layer[n] is None: continue
         q, p = a[n].detach().float().cpu(), p.detach().float().cpu()
         num[layer[n]] = num.get(layer[n], 0.0) + (q - p).pow(2).sum().item()
         den[layer[n]] = den.get(layer[n], 0.0) + p.pow(2).sum().item()
@@ -338,7 +351,8 @@ def weight_change(before:nn.Module, after:nn.Module)->dict:
 @torch.no_grad()
 def feature_similarity(before:nn.Module, after:nn.Module, x:torch.Tensor, layers:tuple=('layer2', 'layer3'))->dict:
     "Per layer, the mean over images `x` of the cosine similarity between the feature maps `before` and `after` give them."
-    fb, fa = before.eval()(x), after.eval()(x)
+    modes = before.training, after.training
+    fb, fa = before.eval()(x), after.eval()(x); before.train(modes[0]); after.train(modes[1])
     return {l: torch.nn.functional.cosine_similarity(fb[l].float().flatten(1), fa[l].float().flatten(1), dim=1).mean().item() for l in layers}
 
 # %% ../nbs/07_training.ipynb #b157c549

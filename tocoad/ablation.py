@@ -6,10 +6,10 @@
 from __future__ import annotations
 import json
 from pathlib import Path
-from .core import TocoadError, ToCoADConfig, save_json, atomic_write
+from .core import TocoadError, ToCoADConfig, STAGES, save_json, atomic_write
 
 # %% auto #0
-__all__ = ['AXES', 'PAPER_TABLE', 'ablation_settings', 'run_ablation', 'write_ablation']
+__all__ = ['AXES', 'PAPER_TABLE', 'AXIS_STAGES', 'ablation_settings', 'run_ablation', 'write_ablation']
 
 # %% ../nbs/10a_ablation.ipynb #73eb3180
 AXES = {
@@ -22,6 +22,9 @@ AXES = {
     'cl-method': {'simsiam': dict(cl_method='simsiam'), 'byol': dict(cl_method='byol')},
 }
 PAPER_TABLE = {'layers': 4, 'stages': 5, 'lambda': 6, 'generator': 7, 'concat': 8, 'cl-method': 9}
+# the stages under which an axis changes anything: G and λ act through D (stage I), C's settings through stage II
+AXIS_STAGES = {'layers': ('ncl', 'dnp+ncl'), 'stages': STAGES, 'lambda': ('dnp+ncl',), 'generator': ('dnp+ncl',),
+               'concat': ('ncl', 'dnp+ncl'), 'cl-method': ('ncl', 'dnp+ncl')}
 
 def ablation_settings(axis:str, values:list|None=None)->dict:
     "The settings of `axis` (all, or only the named `values`): name -> config overrides."
@@ -36,8 +39,11 @@ def run_ablation(data, category:str, axis:str, base:ToCoADConfig, out, fmt:str='
     "Fit and evaluate `base` with each setting of `axis`; writes runs, `ablation.csv`, `ablation.md` and `ablation.png` to `out`."
     from tocoad.cli import claim_out_dir, run_fit
     from tocoad.core import load_json
+    settings = ablation_settings(axis, values)
+    if base.stages not in AXIS_STAGES[axis]:  # refuse before any work: every row would be the same run
+        raise TocoadError(f"the {axis} axis has no effect with stages={base.stages!r} (it acts under {' or '.join(AXIS_STAGES[axis])}); use --train-stages {AXIS_STAGES[axis][-1]}")
     out = claim_out_dir(out, 'ablate'); rows = []
-    for name, kw in ablation_settings(axis, values).items():
+    for name, kw in settings.items():
         run_dir = out/name.replace(' ', '_').replace('+', 'p')
         m = load_json(run_dir/'metrics.json') if (run_dir/'metrics.json').is_file() else run_fit(data, category, fmt, base.replace(**kw), run_dir, progress=progress)
         rows.append(dict(axis=axis, setting=name, image_auroc=m['image_auroc'], pixel_auroc=m.get('pixel_auroc'), pixel_aupro=m.get('pixel_aupro'),

@@ -4,43 +4,41 @@
 
 # %% ../nbs/11_cli.ipynb #713e7c06
 from __future__ import annotations
-import argparse, csv, json, sys, time
-from dataclasses import fields
+import argparse, csv, glob, io, json, os, sys, time, warnings
 from pathlib import Path
-import numpy as np
-import torch
-from .core import TocoadError, ToCoADConfig, PRESETS, preset, save_json, load_json, atomic_write
-from .data import load_samples, make_toy_dataset, read_image, TOY_CATEGORIES, FORMATS
-from .model import ToCoAD
-from .metrics import results_table, plot_roc, plot_score_hist, plot_heatmaps
-from .training import plot_history, plot_drift
+from .core import TocoadError, ToCoADConfig, PRESETS, PRESET_NOTES, STAGES, DATA_FORMATS, TOY_CATEGORIES, get_device, preset, parse_field, save_json, load_json, atomic_write
+from .ablation import AXES
+from typing import TYPE_CHECKING
+if TYPE_CHECKING: from tocoad.model import ToCoAD  # the commands import the heavy modules when they run: --help stays instant
 
 # %% auto #0
-__all__ = ['MARKER', 'claim_out_dir', 'parse_overrides', 'config_from_args', 'write_report', 'run_fit', 'build_parser', 'main']
+__all__ = ['MARKER', 'claim_out_dir', 'parse_overrides', 'config_from_args', 'write_report', 'run_fit', 'expand_images',
+           'unique_names', 'build_parser', 'one_line', 'main']
 
 # %% ../nbs/11_cli.ipynb #5b27e055
 MARKER = 'tocoad_output.json'
 
 def claim_out_dir(path:str|Path, command:str)->Path:
-    "Create or reuse output folder `path` for `command`; refuse a non-empty folder that tocoad did not write."
+    "Create or reuse output folder `path` for `command`; refuse a non-empty folder that tocoad did not write, or one it cannot write."
     path = Path(path)
     if path.exists() and not path.is_dir(): raise TocoadError(f'--out {path} is a file, not a folder')
     if path.is_dir() and any(path.iterdir()) and not (path/MARKER).is_file():
         raise TocoadError(f'--out {path} already holds files that tocoad did not write; choose a new or empty folder')
-    path.mkdir(parents=True, exist_ok=True)
-    if not (path/MARKER).is_file(): save_json(path/MARKER, {'command': command, 'created': time.strftime('%Y-%m-%d %H:%M:%S')})
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        save_json(path/MARKER, load_json(path/MARKER) if (path/MARKER).is_file() else {'command': command, 'created': time.strftime('%Y-%m-%d %H:%M:%S')})
+    except OSError as e: raise TocoadError(f'--out {path} cannot be written ({e.strerror or e}); choose a folder you can write to') from None
     return path
 
 # %% ../nbs/11_cli.ipynb #5afac17b
 def parse_overrides(items:list[str])->dict:
-    "`['lam=0.8', 'generator=nsa']` -> {'lam': 0.8, 'generator': 'nsa'} (values parsed as JSON when possible)."
-    out, known = {}, {f.name for f in fields(ToCoADConfig)}
+    "`['lam=0.8', 'crop=false']` -> {'lam': 0.8, 'crop': False}: each value read as the type its config field declares."
+    out = {}
     for it in items or []:
         if '=' not in it: raise TocoadError(f'--set expects field=value, got {it!r}')
-        k, v = it.split('=', 1); k = k.strip().replace('-', '_')
-        if k not in known: raise TocoadError(f'--set: unknown config field {k!r}; known fields: {", ".join(sorted(known))}')
-        try: out[k] = json.loads(v)
-        except json.JSONDecodeError: out[k] = v
+        k, v = it.split('=', 1)
+        try: out[k.strip().replace('-', '_')] = parse_field(k.strip().replace('-', '_'), v)
+        except TocoadError as e: raise TocoadError(f'--set {e}') from None
     return out
 
 def config_from_args(args)->ToCoADConfig:
@@ -57,7 +55,10 @@ def _savefig(fig, path):
 def write_report(out:Path, category:str, metrics:dict, model:ToCoAD)->Path:
     "Figures and `report.md` for one fitted and evaluated category."
     import matplotlib; matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt, numpy as np
+    from tocoad.data import read_image
+    from tocoad.metrics import plot_roc, plot_score_hist, plot_heatmaps
+    from tocoad.training import plot_history, plot_drift
     ev, tfm = model.last_eval, model.transform
     labels, scores = ev['labels'].numpy(), ev['scores'].numpy()
     figs = []
@@ -96,22 +97,52 @@ def write_report(out:Path, category:str, metrics:dict, model:ToCoAD)->Path:
 # %% ../nbs/11_cli.ipynb #ccca0d1c
 def run_fit(data, category:str, fmt:str, cfg:ToCoADConfig, out, resume:bool=False, progress:bool=True)->dict:
     "Fit on `category`'s train split, evaluate on its test split, write model, metrics and report to `out`."
-    out = claim_out_dir(out, 'fit')
+    from tocoad.data import load_samples, check_samples
+    from tocoad.model import ToCoAD
+    get_device(cfg.device)  # a device that does not exist is refused first
     train, test = load_samples(data, category, 'train', fmt), load_samples(data, category, 'test', fmt)
-    t0 = time.perf_counter()
+    check_samples(train + test, cfg.image_size)  # every image and mask, before the long work
+    out = claim_out_dir(out, 'fit'); t0 = time.perf_counter()
     model = ToCoAD(cfg).fit(train, out_dir=out, resume=resume, progress=progress)
     fit_s = time.perf_counter() - t0
-    if model._runtime().main:
-        metrics = model.evaluate(test, progress=progress)
-        metrics['timings'] = dict(model.timings, fit_s=fit_s, fit_images_per_s=len(train) / fit_s, predict_images_per_s=metrics.pop('predict_images_per_s'))
-        metrics.update(category=category, data=str(data), format=fmt, config=cfg.to_dict())
-        if model.drift: metrics['drift'] = model.drift
-        model.save(out/'model'); save_json(out/'metrics.json', metrics); write_report(out, category, metrics, model)
-        return metrics
-    return {}
+    if not model._runtime().main: return {}
+    model.save(out/'model')  # before evaluating: a failing evaluation never throws the training away
+    metrics = model.evaluate(test, progress=progress)
+    metrics['timings'] = dict(model.timings, fit_s=fit_s, fit_images_per_s=len(train) / fit_s, predict_images_per_s=metrics.pop('predict_images_per_s'))
+    metrics.update(category=category, data=str(data), format=fmt, config=cfg.to_dict())
+    if model.drift: metrics['drift'] = model.drift
+    save_json(out/'metrics.json', metrics); write_report(out, category, metrics, model)
+    return metrics
 
-# %% ../nbs/11_cli.ipynb #f0798532
+# %% ../nbs/11_cli.ipynb #3fbaa660
+def expand_images(items:list[str])->list[Path]:
+    "Image files named by `items`: files as given, folders by their images (recursively), glob patterns by their matches."
+    from tocoad.data import IMAGE_EXTS
+    out = []
+    for it in items:
+        p = Path(it)
+        if p.is_dir(): found = sorted(q for q in p.rglob('*') if q.suffix.lower() in IMAGE_EXTS and q.is_file())
+        elif glob.has_magic(it): found = sorted(Path(q) for q in glob.glob(it, recursive=True) if Path(q).suffix.lower() in IMAGE_EXTS)
+        else: found = [p]
+        if not found: raise TocoadError(f'{it} names no image (looked for {", ".join(sorted(IMAGE_EXTS))})')
+        out += found
+    return list(dict.fromkeys(out))
+
+# %% ../nbs/11_cli.ipynb #4bbc4e54
+def unique_names(paths:list[Path])->list[str]:
+    "A distinct file name per path (the path below the paths' common folder, `/` as `__`), so outputs never overwrite each other."
+    if not paths: return []
+    common = Path(os.path.commonpath([Path(p).resolve().parent for p in paths]))
+    names, seen = ['__'.join(Path(p).resolve().relative_to(common).with_suffix('').parts) for p in paths], {}
+    for k, nm in enumerate(names):  # the same stem with another extension: a.png and a.jpg
+        seen[nm] = seen.get(nm, 0) + 1
+        if seen[nm] > 1: names[k] = f'{nm}.{seen[nm]}'
+    return names
+
+# %% ../nbs/11_cli.ipynb #9d43cb74
 def _demo(args):
+    from tocoad.data import make_toy_dataset
+    from tocoad.metrics import results_table
     out = claim_out_dir(args.out, 'demo')
     data = make_toy_dataset(out/'data', categories=args.categories)
     results = {}
@@ -126,6 +157,7 @@ def _demo(args):
     print(table); print(f'[demo] report: {(out/"report.md").resolve()}')
 
 def _make_toy(args):
+    from tocoad.data import make_toy_dataset
     out = make_toy_dataset(args.out, categories=args.categories, n_train=args.n_train, size=args.size, seed=args.seed)
     print(f'toy dataset (MVTec AD layout) in {out.resolve()}: categories {", ".join(args.categories)}')
 
@@ -137,72 +169,116 @@ def _fit(args):
         for n in m.get('notes', []): print('note:', n)
         print(f'report: {(Path(args.out)/"report.md").resolve()}')
 
+# %% ../nbs/11_cli.ipynb #637d9294
 def _predict(args):
     import matplotlib; matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
-    model = ToCoAD.load(args.model, device=args.device)
+    from tqdm.auto import tqdm
+    from tocoad.data import read_image
+    from tocoad.model import ToCoAD
+    model = ToCoAD.load(args.model, device=args.device); paths = expand_images(args.images)
     out = claim_out_dir(args.out, 'predict'); (out/'heatmaps').mkdir(exist_ok=True)
-    res = model.predict([Path(p) for p in args.images])
-    rows = [dict(image=str(p), score=float(s), raw_score=float(r)) for p, s, r in zip(args.images, res['scores'], res['raw_scores'])]
-    buf = ['image,score,raw_score'] + [f"{r['image']},{r['score']:.6f},{r['raw_score']:.6f}" for r in rows]
-    atomic_write(out/'scores.csv', '\n'.join(buf) + '\n')
-    vmax = float(res['maps'].max())
-    for p, m in zip(args.images, res['maps']):
-        im = model.transform.image(read_image(Path(p))).permute(1, 2, 0)
-        fig, ax = plt.subplots(figsize=(3, 3)); ax.imshow(im); ax.imshow(m, cmap='jet', alpha=0.5, vmin=0, vmax=vmax); ax.axis('off')
-        _savefig(fig, out/'heatmaps'/f'{Path(p).stem}.png')
-    for r in rows: print(f"{r['score']:.4f}  {r['image']}")
-    print(f'scores and heatmaps: {out.resolve()}')
+    good, skipped = [], []
+    for p in paths:
+        try: read_image(p); good.append(p)
+        except TocoadError as e: skipped.append((p, str(e)))
+    rows, names, bs = [], dict(zip(paths, unique_names(paths))), model.cfg.batch_size
+    for k in tqdm(range(0, len(good), bs), desc='predict', unit='batch', disable=args.quiet):
+        batch = good[k:k + bs]; res = model.predict(batch); vmax = float(res['maps'].max())
+        for p, s, r, m in zip(batch, res['scores'], res['raw_scores'], res['maps']):
+            im = model.transform.image(read_image(p)).permute(1, 2, 0)
+            fig, ax = plt.subplots(figsize=(3, 3)); ax.imshow(im); ax.imshow(m, cmap='jet', alpha=0.5, vmin=0, vmax=vmax); ax.axis('off')
+            _savefig(fig, out/'heatmaps'/f'{names[p]}.png'); rows.append([str(p), f'{float(s):.6f}', f'{float(r):.6f}', f'heatmaps/{names[p]}.png'])
+    _write_csv(out/'scores.csv', ['image', 'score', 'raw_score', 'heatmap'], rows)
+    if skipped: _write_csv(out/'skipped.csv', ['image', 'reason'], [[str(p), why] for p, why in skipped])
+    for r in rows: print(f"{r[1][:6]}  {r[0]}")
+    print(f'{len(rows)} image(s) scored' + (f', {len(skipped)} skipped as unreadable (see {out/"skipped.csv"})' if skipped else '') + f'; scores and heatmaps in {out.resolve()}')
 
+def _write_csv(path:Path, header:list, rows:list):
+    buf = io.StringIO(); w = csv.writer(buf); w.writerow(header); w.writerows(rows); atomic_write(path, buf.getvalue())
+
+# %% ../nbs/11_cli.ipynb #fe86cda2
 def _ablate(args):
     from tocoad.ablation import run_ablation
     run_ablation(args.data, args.category, args.axis, config_from_args(args), args.out, args.format, args.values, progress=not args.quiet)
     print((Path(args.out)/'ablation.md').read_text()); print(f'table and plot: {Path(args.out).resolve()}')
 
+def _same_config(saved, cfg:ToCoADConfig)->bool:
+    try: return isinstance(saved, dict) and ToCoADConfig.from_dict(saved) == cfg
+    except TocoadError: return False
+
 def _benchmark(args):
+    from tocoad.data import load_samples
+    from tocoad.metrics import results_table
+    cfg = config_from_args(args)
+    for cat in args.categories: load_samples(args.data, cat, 'train', args.format); load_samples(args.data, cat, 'test', args.format)  # all exist: before any fit
     out = claim_out_dir(args.out, 'benchmark'); results = {}
     for cat in args.categories:
+        done = out/cat/'metrics.json'
+        if done.is_file() and _same_config(load_json(done).get('config'), cfg):
+            print(f'[benchmark] {cat}: done before with this config, reused', flush=True); results[cat] = load_json(done); continue
         print(f'[benchmark] {cat} ...', flush=True)
-        results[cat] = run_fit(args.data, cat, args.format, config_from_args(args), out/cat, progress=not args.quiet)
+        results[cat] = run_fit(args.data, cat, args.format, cfg, out/cat, progress=not args.quiet)
     table = results_table(results); atomic_write(out/'table.md', table + '\n'); print(table)
 
 # %% ../nbs/11_cli.ipynb #274d0be7
 def build_parser()->argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='tocoad', description='ToCoAD: two-stage contrastive learning for industrial anomaly detection')
+    p = argparse.ArgumentParser(prog='tocoad', description='ToCoAD: two-stage contrastive learning for industrial anomaly detection',
+                                epilog='presets: ' + '; '.join(f'{k}: {v}' for k, v in PRESET_NOTES.items()))
     sub = p.add_subparsers(dest='command', required=True)
     def common(q, default_preset='paper'):
-        q.add_argument('--preset', default=default_preset, choices=sorted(PRESETS), help=f'starting configuration (default {default_preset})')
-        q.add_argument('--train-stages', choices=['none', 'ncl', 'dnp+ncl'], help="Table 5: 'none' = frozen features, 'ncl', or 'dnp+ncl' (default)")
-        q.add_argument('--set', nargs='*', metavar='FIELD=VALUE', help='override config fields, e.g. --set lam=0.8 generator=nsa')
+        q.add_argument('--preset', default=default_preset, choices=sorted(PRESETS), help=f'starting configuration (default {default_preset}); tiny is for tests: random weights')
+        q.add_argument('--train-stages', choices=STAGES, help="Table 5: 'none' = frozen features, 'ncl', or 'dnp+ncl' (default)")
+        q.add_argument('--set', nargs='*', metavar='FIELD=VALUE', help='override config fields, read as their declared types, e.g. --set lam=0.8 crop=false cl_layers=layer3,layer4')
         q.add_argument('--device', help="'cpu', 'cuda' or 'cuda:N' (default: CUDA if available)")
         q.add_argument('--quiet', action='store_true', help='no progress bars')
+    def data_args(q):
+        q.add_argument('--data', required=True, help='root folder of the dataset')
+        q.add_argument('--format', default='mvtec', choices=DATA_FORMATS, help='dataset layout (default mvtec)')
     d = sub.add_parser('demo', help='run the whole method on the embedded toy dataset and write a report')
-    d.add_argument('--out', default='tocoad_demo'); d.add_argument('--categories', nargs='+', default=list(TOY_CATEGORIES), choices=TOY_CATEGORIES)
+    d.add_argument('--out', default='tocoad_demo', help='output folder (default tocoad_demo)')
+    d.add_argument('--categories', nargs='+', default=list(TOY_CATEGORIES), choices=TOY_CATEGORIES, help='toy categories to run (default all)')
     common(d, 'cpu')
     data = sub.add_parser('data', help='dataset tools').add_subparsers(dest='data_command', required=True)
     t = data.add_parser('make-toy', help='write the embedded toy dataset (MVTec AD layout)')
-    t.add_argument('--out', required=True); t.add_argument('--categories', nargs='+', default=list(TOY_CATEGORIES), choices=TOY_CATEGORIES)
-    t.add_argument('--n-train', type=int, default=60); t.add_argument('--size', type=int, default=256); t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--out', required=True, help='folder to write the dataset into')
+    t.add_argument('--categories', nargs='+', default=list(TOY_CATEGORIES), choices=TOY_CATEGORIES, help='categories to write (default all)')
+    t.add_argument('--n-train', type=int, default=60, help='training images per category (default 60)')
+    t.add_argument('--size', type=int, default=256, help='image side in pixels (default 256)')
+    t.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
     f = sub.add_parser('fit', help='train on a category, evaluate, write model, metrics.json and report.md')
-    f.add_argument('--data', required=True); f.add_argument('--category', required=True); f.add_argument('--format', default='mvtec', choices=list(FORMATS))
-    f.add_argument('--out', required=True); f.add_argument('--resume', action='store_true', help='continue an interrupted run in --out')
-    common(f)
+    data_args(f); f.add_argument('--category', required=True, help='category (sub-folder) of the dataset')
+    f.add_argument('--out', required=True, help='output folder: model/, metrics.json, report.md, checkpoints')
+    f.add_argument('--resume', action='store_true', help='continue an interrupted run in --out'); common(f)
     pr = sub.add_parser('predict', help='score images with a saved model')
-    pr.add_argument('--model', required=True); pr.add_argument('images', nargs='+'); pr.add_argument('--out', required=True); pr.add_argument('--device')
+    pr.add_argument('--model', required=True, help='model folder written by fit (RUN/model)')
+    pr.add_argument('images', nargs='+', help='image files, folders of images, or glob patterns')
+    pr.add_argument('--out', required=True, help='output folder: scores.csv, heatmaps/, skipped.csv')
+    pr.add_argument('--device', help="'cpu', 'cuda' or 'cuda:N' (default: the model's)")
+    pr.add_argument('--quiet', action='store_true', help='no progress bar')
     b = sub.add_parser('benchmark', help='fit several categories and print a Table 1-style table')
-    b.add_argument('--data', required=True); b.add_argument('--categories', nargs='+', required=True); b.add_argument('--format', default='mvtec', choices=list(FORMATS))
-    b.add_argument('--out', required=True); common(b)
+    data_args(b); b.add_argument('--categories', nargs='+', required=True, help='categories to fit, one after another')
+    b.add_argument('--out', required=True, help='output folder: one run folder per category, table.md (a rerun reuses finished categories)'); common(b)
     ab = sub.add_parser('ablate', help="re-run one of the paper's ablations (Tables 4-9): a table and a plot")
-    ab.add_argument('--data', required=True); ab.add_argument('--category', required=True); ab.add_argument('--format', default='mvtec', choices=list(FORMATS))
-    ab.add_argument('--axis', required=True, choices=['generator', 'lambda', 'layers', 'concat', 'cl-method', 'stages'])
-    ab.add_argument('--values', nargs='+', help='only these settings of the axis (default: all)'); ab.add_argument('--out', required=True); common(ab)
+    data_args(ab); ab.add_argument('--category', required=True, help='category (sub-folder) of the dataset')
+    ab.add_argument('--axis', required=True, choices=list(AXES), help='what to vary (Tables 4-9)')
+    ab.add_argument('--values', nargs='+', help='only these settings of the axis (default: all)')
+    ab.add_argument('--out', required=True, help='output folder: one run per setting, ablation.md/.csv/.png'); common(ab)
     return p
+
+# %% ../nbs/11_cli.ipynb #2a31a0ea
+def one_line(e:BaseException)->str:
+    "The message of `e` without the traceback that data-loader workers wrap around it."
+    msg = str(e).strip()
+    if 'Original Traceback' in msg: msg = msg.splitlines()[-1].split('TocoadError: ', 1)[-1]
+    return msg
 
 def main(argv=None):
     "Entry point of the `tocoad` console script."
     args = build_parser().parse_args(argv)
     run = {'demo': _demo, 'fit': _fit, 'predict': _predict, 'benchmark': _benchmark, 'ablate': _ablate}.get(args.command)
     if args.command == 'data': run = _make_toy
+    warnings.showwarning = lambda msg, *a, **k: print(f'tocoad: warning: {msg}', file=sys.stderr)
     try: run(args)
     except TocoadError as e:
-        print(f'tocoad: error: {e}', file=sys.stderr); sys.exit(2)
+        print(f'tocoad: error: {one_line(e)}', file=sys.stderr); sys.exit(2)

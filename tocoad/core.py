@@ -7,12 +7,14 @@ from __future__ import annotations
 import json, os, random, tempfile, dataclasses
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 import numpy as np
-import torch
+if TYPE_CHECKING: import torch  # for annotations; imported where it is used, so `tocoad --help` stays instant
 
 # %% auto #0
-__all__ = ['LAYERS', 'STAGES', 'GENERATORS', 'BN_MODES', 'PRESETS', 'TocoadError', 'get_device', 'seed_everything',
-           'atomic_write', 'save_json', 'load_json', 'ToCoADConfig', 'parse_field', 'preset']
+__all__ = ['LAYERS', 'STAGES', 'GENERATORS', 'BN_MODES', 'DATA_FORMATS', 'TOY_CATEGORIES', 'PRESETS', 'PRESET_NOTES',
+           'TocoadError', 'get_device', 'seed_everything', 'atomic_write', 'save_json', 'load_json', 'ToCoADConfig',
+           'parse_field', 'preset']
 
 # %% ../nbs/00_core.ipynb #a14a981b
 class TocoadError(ValueError):
@@ -22,6 +24,7 @@ class TocoadError(ValueError):
 def get_device(device:str|torch.device|None=None # 'cuda', 'cpu', 'cuda:1', or None for the best available
               )->torch.device:
     "The torch device to use: `device` if given, else CUDA when available, else CPU."
+    import torch  # here, not at the top: the command line answers --help without loading torch
     if device is not None and str(device) != 'auto':
         try: d = torch.device(device)
         except (RuntimeError, TypeError): raise TocoadError(f"device={device!r} is not a device; use 'cpu', 'cuda', 'cuda:N' or leave it out") from None
@@ -34,6 +37,7 @@ def get_device(device:str|torch.device|None=None # 'cuda', 'cpu', 'cuda:1', or N
 def seed_everything(seed:int # The seed for Python, NumPy and torch (all devices)
                    )->int:
     "Seed every random number generator that training touches; returns `seed`."
+    import torch
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
     return seed
 
@@ -77,6 +81,8 @@ LAYERS = ('layer1', 'layer2', 'layer3', 'layer4')
 STAGES = ('none', 'ncl', 'dnp+ncl')
 GENERATORS = ('perlin', 'cutpaste', 'nsa')
 BN_MODES = ('frozen', 'train')
+DATA_FORMATS = ('mvtec', 'visa', 'btad', 'folder')  # the dataset layouts 01_data reads
+TOY_CATEGORIES = ('brick', 'gravel', 'washer')  # the embedded toy dataset's categories (01_data)
 
 @dataclass
 class ToCoADConfig:
@@ -219,6 +225,13 @@ PRESETS = {
                 batch_size=16, num_workers=0, proj_dim=512, stage2_lr=0.02),  # measured on bottle: F moves (07_training)
     'tiny': dict(backbone='resnet18', weights='random', image_size=64, resize=72, stage1_epochs=1, stage2_epochs=1,
                  batch_size=4, num_workers=0, proj_dim=64, coreset_ratio=0.25),
+}
+
+PRESET_NOTES = {
+    'paper': "the paper's settings: WideResNet50 with ImageNet weights from the hub, 224 px, 100 + 100 epochs (a GPU's work)",
+    'paper-btad': "the paper's settings for BTAD: 150 epochs of stage II",
+    'cpu': 'a laptop CPU: offline ImageNet EfficientNet-Lite0, 2 + 3 epochs, stage II learning rate 0.02 (measured on bottle)',
+    'tiny': 'tests only: a randomly initialised ResNet-18 at 64 px, one epoch per stage; its results mean nothing',
 }
 
 def preset(name:str, # 'paper', 'paper-btad', 'cpu' or 'tiny' (tests)

@@ -12,12 +12,12 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter, UnidentifiedImageError
 from torch.utils.data import Dataset
 import torchvision.transforms.v2.functional as TF
-from .core import TocoadError, save_json, load_json
+from .core import TocoadError, DATA_FORMATS, TOY_CATEGORIES, save_json, load_json
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'FORMATS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'TOY_CATEGORIES', 'TOY_DEFECTS', 'Sample', 'list_images',
-           'mvtec_samples', 'visa_samples', 'btad_samples', 'folder_samples', 'load_samples', 'read_image',
-           'ImageTransform', 'AnomalyDataset', 'check_samples', 'make_toy_dataset']
+__all__ = ['IMAGE_EXTS', 'FORMATS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'TOY_DEFECTS', 'Sample', 'list_images', 'mvtec_samples',
+           'visa_samples', 'btad_samples', 'folder_samples', 'load_samples', 'read_image', 'ImageTransform',
+           'AnomalyDataset', 'check_samples', 'make_toy_dataset']
 
 # %% ../nbs/01_data.ipynb #93187db9
 IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff'}
@@ -119,7 +119,7 @@ def folder_samples(root, category:str, split:str='train')->list[Sample]:
     if not res: raise TocoadError(f'{d/"test"} holds no test images')
     return res
 
-FORMATS = {'mvtec': mvtec_samples, 'visa': visa_samples, 'btad': btad_samples, 'folder': folder_samples}
+FORMATS = dict(zip(DATA_FORMATS, (mvtec_samples, visa_samples, btad_samples, folder_samples)))  # names from core, for the CLI's choices
 
 def load_samples(root, category:str, split:str='train', fmt:str='mvtec')->list[Sample]:
     "Samples of `category`/`split` from a dataset in layout `fmt` ('mvtec', 'visa', 'btad' or 'folder')."
@@ -251,7 +251,6 @@ def check_samples(samples:list[Sample], min_side:int=32)->list[str]:
     return msgs
 
 # %% ../nbs/01_data.ipynb #5523a6fd
-TOY_CATEGORIES = ('brick', 'gravel', 'washer')
 TOY_DEFECTS = {'brick': ('scratch', 'hole', 'stain'), 'gravel': ('stain', 'foreign', 'hole'), 'washer': ('scratch', 'deform', 'foreign')}
 
 def _texture_photo(name):

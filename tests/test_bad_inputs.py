@@ -166,3 +166,24 @@ def test_any_readable_image_becomes_a_network_input_in_range(tmp_path, mode, w, 
     assert x.shape == (3, 64, 64) and 0 <= x.min() and x.max() <= 1 and torch.isfinite(x).all()
     if mode == 'I;16':  # scaled, never clipped to white
         assert abs(np.asarray(read_image(path, 'L')).astype(float).mean() - np.asarray(im).astype(float).mean() / 257) < 1.0
+
+def test_every_argument_of_every_command_has_help():
+    import argparse
+    from tocoad.cli import build_parser
+    def parsers(p):
+        yield p
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for sub in a.choices.values(): yield from parsers(sub)
+    missing = [(p.prog, a.dest) for p in parsers(build_parser()) for a in p._actions
+               if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction)) and not a.help]
+    assert missing == []
+
+def test_benchmark_resumes_category_by_category(world, tmp_path):
+    data, _ = _copy(world, tmp_path)
+    args = ('benchmark', '--data', data, '--categories', 'washer', '--preset', 'tiny', '--train-stages', 'none', '--device', 'cpu', '--quiet', '--out', tmp_path / 'b')
+    first = tocoad(*args); assert first.returncode == 0, first.stderr[-2000:]
+    stamp = (tmp_path / 'b' / 'washer' / 'metrics.json').stat().st_mtime_ns
+    again = tocoad(*args); assert again.returncode == 0 and 'washer: done before with this config, reused' in again.stdout
+    assert (tmp_path / 'b' / 'washer' / 'metrics.json').stat().st_mtime_ns == stamp
+    other = tocoad(*args[:-2], '--set', 'reweight_b=0', '--out', tmp_path / 'b'); assert 'reused' not in other.stdout  # another config refits

@@ -123,7 +123,8 @@ def expand_images(items:list[str])->list[Path]:
         p = Path(it)
         if p.is_dir(): found = sorted(q for q in p.rglob('*') if q.suffix.lower() in IMAGE_EXTS and q.is_file())
         elif glob.has_magic(it): found = sorted(Path(q) for q in glob.glob(it, recursive=True) if Path(q).suffix.lower() in IMAGE_EXTS)
-        else: found = [p]
+        elif p.is_file(): found = [p]
+        else: raise TocoadError(f'{p} does not exist')
         if not found: raise TocoadError(f'{it} names no image (looked for {", ".join(sorted(IMAGE_EXTS))})')
         out += found
     return list(dict.fromkeys(out))

@@ -115,7 +115,8 @@ def _changed(a, b): return {n for n, v in a.items() if not torch.equal(v, b[n])}
 @pytest.mark.parametrize('stages', ['none', 'ncl', 'dnp+ncl'])
 @pytest.mark.parametrize('method', ['simsiam', 'byol'])
 def test_each_stage_trains_exactly_what_the_paper_says(toy, stages, method):
-    cfg, seen, F = _one_step_each(toy, stages=stages, cl_method=method)
+    # frozen batch-norm statistics: then every weight of F gets a gradient (with 'train' a few biases cannot, see below)
+    cfg, seen, F = _one_step_each(toy, stages=stages, cl_method=method, stage2_bn='frozen')
     assert sorted({s for s, _ in seen}) == {'none': [], 'ncl': [2], 'dnp+ncl': [1, 2]}[stages]
     F0 = dict(training.initial_extractor(cfg).named_parameters())
     if stages == 'none':  # no training: F is the pre-trained F
@@ -146,6 +147,7 @@ def test_stage2_batchnorm_mode_decides_F_statistics(toy, mode):
     else:  # batch statistics remove any per-channel shift, so a bias that feeds the next batch norm gets no gradient
         assert len(moved) > 0.75 * len(pb['F']) and all(n.endswith('.bias') for n in set(pb['F']) - moved)
     assert _changed({n: bb['F'][n] for n in stats}, ba['F']) == (set() if mode == 'frozen' else stats)
+    assert _changed(pb['head'], pa['head']) == set(pb['head']) and _changed(pb['D'], pa['D']) == set()
     assert _changed(bb['D'], ba['D']) == set()  # D's statistics never move in stage II
 
 @pytest.mark.parametrize('crash_at', [2, 3])  # right after stage I, or after the first epoch of stage II
@@ -205,7 +207,7 @@ def test_L_neg_alone_trains_F_through_the_frozen_D(toy):
     grads = {}
     def on_step(stage, k, parts):
         if stage == 2 and k == 1: grads.update({name: {n: p.grad for n, p in m.named_parameters()} for name, m in parts.items()})
-    cfg, seen, _ = _one_step_each(toy, stages='dnp+ncl', lam=0.0)
+    cfg, seen, _ = _one_step_each(toy, stages='dnp+ncl', lam=0.0, stage2_bn='frozen')
     train_tocoad(cfg, toy, progress=False, on_step=on_step)
     assert all(g is not None and g.abs().sum() > 0 for g in grads['F'].values()), 'L_neg must reach every weight of F through D'
     assert all(g is None for g in grads['D'].values()), 'D is frozen: no gradient is even computed for it'

@@ -117,7 +117,7 @@ class ToCoADConfig:
     cl_layers:tuple = ('layer3', 'layer4') # layers fed to the contrastive network (Table 4)
     cl_concat:bool = False # concatenate pooled layers before one projector (Table 8)
     cl_method:str = 'simsiam' # 'simsiam' or 'byol' (Table 9)
-    stage2_bn:str = 'frozen' # F's batch norm in stage II: 'frozen' keeps the pre-trained running statistics (its affine weights still train), 'train' normalises by batch statistics and updates them (ours: measured in 07_training)
+    stage2_bn:str = 'train' # F's batch norm in stage II: 'train' normalises by batch statistics and updates them, 'frozen' keeps the pre-trained running statistics (affine weights train either way) (ours: 'train' measured better on bottle, see 07_training)
     proj_dim:int = 2048 # projector output (SimSiam's)
     pred_layers:int = 1 # predictor depth: the paper's 1-layer MLP
     byol_tau:float = 0.99 # EMA rate of BYOL's target network

@@ -108,3 +108,11 @@ def test_cli_fit_none_leaves_F_and_reports_no_drift(toy, tmp_path):
                '--quiet', '--device', 'cpu')
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'drift' not in load_json(tmp_path / 'run' / 'metrics.json') and not (tmp_path / 'run' / 'drift.png').exists()
+
+def test_a_failing_evaluation_keeps_the_trained_model(toy, tmp_path, monkeypatch):
+    from tocoad.cli import run_fit
+    def broken(self, samples, progress=True): raise RuntimeError('evaluation broke')
+    monkeypatch.setattr(ToCoAD, 'evaluate', broken)
+    with pytest.raises(RuntimeError, match='evaluation broke'):
+        run_fit(toy, 'washer', 'mvtec', preset('tiny', stages='none', device='cpu'), tmp_path / 'run', progress=False)
+    assert ToCoAD.load(tmp_path / 'run' / 'model').bank.bank is not None  # saved before the evaluation ran

@@ -136,7 +136,7 @@ class ContrastivePanel:
         import copy
         from tocoad.ablation import AXES
         from tocoad.contrastive import ContrastiveHead
-        from tocoad.training import StageDataset, train_stage2
+        from tocoad.training import StageDataset, train_stage2, weight_change
         from tocoad.model import ToCoAD
         layers, concat, method = key
         cfg = self.cfg.replace(cl_concat=concat, cl_method=method, **AXES['layers'][layers])
@@ -146,7 +146,8 @@ class ContrastivePanel:
         m = ToCoAD(cfg); m.rt = self.rt; m._set_extractor(F.eval().requires_grad_(False)); m.fit_bank(self.train, progress=False)
         r = m.evaluate(self.test, progress=False)
         syn = m.predict(self.syn_images)['maps']
-        return dict(synthetic_pixel_auroc=auroc(self.syn_masks, syn), image_auroc=r['image_auroc'], pixel_auroc=r['pixel_auroc'], l_sym=hist[-1]['l_sym'])
+        return dict(synthetic_pixel_auroc=auroc(self.syn_masks, syn), image_auroc=r['image_auroc'], pixel_auroc=r['pixel_auroc'], l_sym=hist[-1]['l_sym'],
+                    f_change=weight_change(self.F0, F)['layer3'])  # how far stage II moved F's layer 3 from the shared stage I F
 
     def update(self):
         key = self.setting()
@@ -157,10 +158,11 @@ class ContrastivePanel:
     def figure(self):
         "Bars of the synthetic-anomaly pixel AUROC and the real test AUROCs of every setting trained so far."
         import matplotlib.pyplot as plt
-        names = [f'{l}{" cat" if c else ""} {m}' for l, c, m in self.cache]
+        names = [f'{l}{" cat" if c else ""} {m}\nΔF₃ {v["f_change"]:.2%}' for (l, c, m), v in self.cache.items()]
         fig, ax = plt.subplots(figsize=(1.5 + 1.1 * len(names), 2.4)); x = np.arange(len(names))
         for metric, off in [('synthetic_pixel_auroc', -0.2), ('pixel_auroc', 0.0), ('image_auroc', 0.2)]:
-            ax.bar(x + off, [v[metric] or 0 for v in self.cache.values()], 0.2, label=metric)
+            bars = ax.bar(x + off, [v[metric] or 0 for v in self.cache.values()], 0.2, label=metric)
+            ax.bar_label(bars, fmt='%.3f', fontsize=5, rotation=90, padding=1)
         ax.set_xticks(x, names, fontsize=7, rotation=20); ax.set_ylim(0.5, 1.0); ax.legend(fontsize=6, loc='lower right')
         return fig
 

@@ -36,21 +36,21 @@ def mean_std(v): return f'{np.mean(v):.4f} ± {np.std(v, ddof=1) if len(v) > 1 e
 
 def summary(results:list)->str:
     "Markdown table of mean ± std per setting, and a note on spread against differences."
-    keys = sorted({(r['row'], r['bn']) for r in results}, key=lambda k: (('none', 'ncl', 'dnp+ncl').index(k[0]), k[1]))
+    key = lambda r: (r['row'], r['bn'], ' '.join(r.get('set', [])))  # a run with --set overrides is its own row
+    keys = sorted({key(r) for r in results}, key=lambda k: (('none', 'ncl', 'dnp+ncl').index(k[0]), k[1], k[2]))
     lines = ['| row (Table 5) | stage II batch norm | seeds | image AUROC | pixel AUROC | AUPRO | fit time (s) | peak RSS (MB) | F weight change (layer 2 / 3) | feature cosine (layer 2 / 3) |',
              '|---|---|---|---|---|---|---|---|---|---|']
-    for row, bn in keys:
-        rs = [r for r in results if (r['row'], r['bn']) == (row, bn)]
+    for row, bn, extra in keys:
+        rs = [r for r in results if key(r) == (row, bn, extra)]
         wc = [r['drift']['weight_change'] for r in rs if r['drift']]; fc = [r['drift']['feature_cosine'] for r in rs if r['drift']]
         drift = (f"{np.mean([w['layer2'] for w in wc]):.2%} / {np.mean([w['layer3'] for w in wc]):.2%}" if wc else '0 (frozen)')
         cos = (f"{np.mean([c['layer2'] for c in fc]):.4f} / {np.mean([c['layer3'] for c in fc]):.4f}" if fc else '1 (frozen)')
-        lines.append(f"| `{row}` | {'–' if row == 'none' else bn} | {len(rs)} | " + ' | '.join(mean_std([r[k] for r in rs]) for k in METRICS)
+        lines.append(f"| `{row}`{f' `{extra}`' if extra else ''} | {'–' if row == 'none' else bn} | {len(rs)} | " + ' | '.join(mean_std([r[k] for r in rs]) for k in METRICS)
                      + f" | {np.median([r['fit_s'] for r in rs]):.0f} | {max(r['peak_rss_mb'] for r in rs):.0f} | {drift} | {cos} |")
     notes = []
     for k in METRICS:
-        means = {key: np.mean([r[k] for r in results if (r['row'], r['bn']) == key]) for key in keys}
-        stds = [np.std([r[k] for r in results if (r['row'], r['bn']) == key], ddof=1) for key in keys
-                if sum((r['row'], r['bn']) == key for r in results) > 1]
+        means = {g: np.mean([r[k] for r in results if key(r) == g]) for g in keys}
+        stds = [np.std([r[k] for r in results if key(r) == g], ddof=1) for g in keys if sum(key(r) == g for r in results) > 1]
         spread, diff = (max(stds) if stds else 0.0), max(means.values()) - min(means.values())
         notes.append(f'{k}: largest difference between settings {diff:.4f}, largest seed std {spread:.4f}'
                      + (' -> the spread is as large as the differences: no setting is shown better' if spread >= diff / 2 else ''))
@@ -89,6 +89,7 @@ def main():
         print(f"    image {r['image_auroc']:.4f}  pixel {r['pixel_auroc']:.4f}  AUPRO {r['pixel_aupro']:.4f}  ({time.perf_counter() - t:.0f} s)", flush=True)
     results = [json.loads(p.read_text()) for p in sorted(out.glob('*.json'))]
     results = [r for r in results if r['row'] in args.rows and r['seed'] in args.seeds and r['set'] == args.set and (r['row'] == 'none' or r['bn'] in bns)]
+    if args.set: results += [r for r in map(json.loads, map(Path.read_text, sorted(out.glob('*.json')))) if r['row'] == 'none' and r['set'] == [] and r['seed'] in args.seeds]  # the frozen baseline beside a control
     print(f'\n{args.category}, preset {args.preset}' + (f', --set {" ".join(args.set)}' if args.set else '') + f', seeds {args.seeds}:\n')
     print(summary(results))
 

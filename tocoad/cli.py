@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, csv, glob, io, json, os, sys, time, warnings
 from pathlib import Path
-from .core import TocoadError, ToCoADConfig, PRESETS, PRESET_NOTES, STAGES, DATA_FORMATS, TOY_CATEGORIES, get_device, preset, parse_field, save_json, load_json, atomic_write
+from .core import TocoadError, TocoadWarning, ToCoADConfig, PRESETS, PRESET_NOTES, STAGES, DATA_FORMATS, TOY_CATEGORIES, get_device, preset, parse_field, save_json, load_json, atomic_write
 from .ablation import AXES
 from typing import TYPE_CHECKING
 if TYPE_CHECKING: from tocoad.model import ToCoAD  # the commands import the heavy modules when they run: --help stays instant
@@ -279,7 +279,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     run = {'demo': _demo, 'fit': _fit, 'predict': _predict, 'benchmark': _benchmark, 'ablate': _ablate}.get(args.command)
     if args.command == 'data': run = _make_toy
-    warnings.showwarning = lambda msg, *a, **k: print(f'tocoad: warning: {msg}', file=sys.stderr)
+    warnings.filterwarnings('always', category=TocoadWarning)  # ours always show, whatever PYTHONWARNINGS says
+    show = warnings.showwarning
+    warnings.showwarning = lambda msg, cat, *a, **k: print(f'tocoad: warning: {msg}', file=sys.stderr) if issubclass(cat, TocoadWarning) else show(msg, cat, *a, **k)
     try: run(args)
     except TocoadError as e:
         print(f'tocoad: error: {one_line(e)}', file=sys.stderr); sys.exit(2)

@@ -13,12 +13,22 @@ if TYPE_CHECKING: import torch  # for annotations; imported where it is used, so
 
 # %% auto #0
 __all__ = ['LAYERS', 'STAGES', 'GENERATORS', 'BN_MODES', 'DATA_FORMATS', 'TOY_CATEGORIES', 'PRESETS', 'PRESET_NOTES',
-           'TocoadError', 'get_device', 'seed_everything', 'atomic_write', 'save_json', 'load_json', 'ToCoADConfig',
-           'parse_field', 'preset']
+           'TocoadError', 'TocoadWarning', 'warn', 'get_device', 'seed_everything', 'atomic_write', 'save_json',
+           'load_json', 'ToCoADConfig', 'parse_field', 'preset']
 
 # %% ../nbs/00_core.ipynb #a14a981b
 class TocoadError(ValueError):
     "A problem with the user's input (a file, a folder, a config value): the message names it and the fix."
+
+# %% ../nbs/00_core.ipynb #b58ffdaa
+class TocoadWarning(UserWarning):
+    "Usable but odd input: the message names the file and what was assumed."
+
+# %% ../nbs/00_core.ipynb #3827264b
+def warn(msg:str):
+    "Issue `msg` as a `TocoadWarning` attributed to the caller."
+    import warnings
+    warnings.warn(msg, TocoadWarning, stacklevel=2)
 
 # %% ../nbs/00_core.ipynb #da9fdf76
 def get_device(device:str|torch.device|None=None # 'cuda', 'cpu', 'cuda:1', or None for the best available

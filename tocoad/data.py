@@ -12,7 +12,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter, UnidentifiedImageError
 from torch.utils.data import Dataset
 import torchvision.transforms.v2.functional as TF
-from .core import TocoadError, DATA_FORMATS, TOY_CATEGORIES, save_json, load_json
+from .core import TocoadError, warn, DATA_FORMATS, TOY_CATEGORIES, save_json, load_json
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'FORMATS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'TOY_DEFECTS', 'Sample', 'list_images', 'mvtec_samples',
@@ -40,7 +40,7 @@ def list_images(folder:Path, # Folder to list (not recursive)
     for p in sorted(folder.iterdir()):
         if p.name.startswith('.') or p.is_dir(): continue
         (files if p.suffix.lower() in IMAGE_EXTS else others).append(p)
-    if others: warnings.warn(f'{folder}: ignoring {len(others)} non-image file(s), e.g. {others[0].name}')
+    if others: warn(f'{folder}: ignoring {len(others)} non-image file(s), e.g. {others[0].name}')
     if not files: raise TocoadError(f'{folder} holds no images ({", ".join(sorted(IMAGE_EXTS))}): add {what} there')
     return files
 
@@ -182,7 +182,7 @@ class ImageTransform:
         if self.crop and t.sum() > 0:
             kept = out.sum()
             full = (TF.resize(t, [self.resize]*2, interpolation=TF.InterpolationMode.NEAREST) > 0.5).sum()
-            if kept < full: warnings.warn(f'{path}: the centre crop cuts away {int(full-kept)} of {int(full)} defect pixels; use crop=False to keep them')
+            if kept < full: warn(f'{path}: the centre crop cuts away {int(full-kept)} of {int(full)} defect pixels; use crop=False to keep them')
         return out
 
     def normalize(self, x:torch.Tensor)->torch.Tensor:
@@ -247,7 +247,7 @@ def check_samples(samples:list[Sample], min_side:int=32)->list[str]:
     if errors: raise TocoadError(errors[0] + (f' ({len(errors) - 1} more file(s) have problems)' if len(errors) > 1 else ''))
     if len(sizes) > 1: odd['images come in different sizes (e.g. {}), all resized to one'.format(', '.join('x'.join(map(str, z)) for z in sorted(sizes)[:3]))] = []
     msgs = [f'{len(v)} image(s), e.g. {v[0]}, ' + k if v else k for k, v in odd.items()]
-    for m in msgs: warnings.warn(m)
+    for m in msgs: warn(m)
     return msgs
 
 # %% ../nbs/01_data.ipynb #5523a6fd

@@ -43,7 +43,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['tocoad', 'tocoad.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements, 'bench': ['anomalib']},
+    extras_require={'dev': dev_requirements, 'bench': ['anomalib'], 'export': ['onnx>=1.14', 'onnxruntime>=1.16']},
     dependency_links=cfg.get('dep_links', '').split(),
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),

@@ -17,7 +17,7 @@ def run(cfg, samples, test):
               f'peak GPU memory {mb / 1024:.2f} GiB, last loss {loss:.4f}')
     torch.cuda.reset_peak_memory_stats(); t = time.perf_counter()
     m = ToCoAD(cfg.replace(stages='none')).fit(samples, progress=False); torch.cuda.synchronize(); dt = time.perf_counter() - t
-    print(f'  bank: {dt:.1f} s (coreset {m.timings["coreset_s"]:.1f} s, {m.timings["bank_size"]} of {m.timings["n_patches"]})')
+    print(f'  bank: {dt:.1f} s (coreset {m.timings["coreset_s"]:.1f} s by {m.timings["coreset_greedy"]}, {m.timings["bank_size"]} of {m.timings["n_patches"]}; search {m.timings["knn_index"]}, probe {m.timings["knn_probe"]})')
     r = m.evaluate(test, progress=False)
     print(f'  frozen features: image AUROC {r["image_auroc"]:.4f}, pixel AUROC {r["pixel_auroc"]:.4f}, predict {r["predict_images_per_s"]:.1f} images/s, '
           f'peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB')

@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
-from tocoad.memory import greedy_coreset, greedy_coreset_simple, NearestNeighbours, MemoryBank, covering_radius
+from tocoad.memory import greedy_coreset, greedy_coreset_simple, greedy_coreset_cells, NearestNeighbours, MemoryBank, covering_radius, ivf_cells
 from tocoad.metrics import aupro, auroc, evaluate_scores
 
 def clustered(n=6000, d=24, k=40, seed=0):
@@ -23,18 +23,49 @@ def test_coreset_covers_better_than_random():
     rnd = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:300]
     assert covering_radius(x, idx) < 0.8 * covering_radius(x, rnd)
 
-@pytest.mark.parametrize('approximate', [False, True])
-def test_faiss_and_torch_find_the_same_neighbours(approximate):
+def test_faiss_and_torch_find_the_same_neighbours():
     x = clustered(4000, 32); q = clustered(700, 32, seed=1)
     d_t, i_t = NearestNeighbours(x, 'torch', chunk=256).search(q, 4)
-    d_f, i_f = NearestNeighbours(x, 'faiss', approximate=approximate).search(q, 4)
-    if approximate:  # an IVF index may miss some neighbours, but finds most
-        assert (i_f[:, 0] == i_t[:, 0]).float().mean() > 0.9
-    else:
-        assert torch.equal(i_t, i_f)
-        torch.testing.assert_close(d_t, d_f, atol=1e-3, rtol=1e-4)
+    d_f, i_f = NearestNeighbours(x, 'faiss').search(q, 4)
+    assert torch.equal(i_t, i_f)
+    torch.testing.assert_close(d_t, d_f, atol=1e-3, rtol=1e-4)
     brute = torch.cdist(q.double(), x.double()).min(1)
     assert torch.equal(i_t[:, 0], brute.indices)
+
+def test_faiss_ivf_over_our_cells_finds_what_the_torch_ivf_finds():
+    x = clustered(4000, 32); q = clustered(700, 32, seed=1)
+    order, c, off = ivf_cells(x, 60, seed=0); xs = x[order]
+    for probe in (1, 5, 60):
+        d_t, i_t = NearestNeighbours(xs, 'torch', 'ivf', c, off, probe).search(q, 4)
+        d_f, i_f = NearestNeighbours(xs, 'faiss', 'ivf', c, off, probe).search(q, 4)
+        assert (i_t == i_f).float().mean() > 0.999; torch.testing.assert_close(d_t, d_f, atol=1e-3, rtol=1e-4)
+    assert torch.equal(order[i_t], torch.cdist(q.double(), x.double()).topk(4, largest=False).indices)  # all 60 cells: exact
+
+def test_flat_search_with_small_chunks_equals_brute_force():
+    x, q = clustered(3000, 16), clustered(900, 16, seed=4)
+    d, i = NearestNeighbours(x, chunk=100, bank_chunk=700).search(q, 5)
+    brute = torch.cdist(q.double(), x.double()).topk(5, largest=False)
+    assert torch.equal(i, brute.indices); torch.testing.assert_close(d.double(), brute.values, atol=1e-4, rtol=1e-5)
+
+def test_ivf_bank_is_never_nearer_and_rarely_farther_than_exact():
+    data = clustered(22000, 24, k=80); x, normal = data[:20000], data[20000:]  # held-out queries from the same distribution
+    far = torch.randn(200, 24, generator=torch.Generator().manual_seed(9)) * 6  # anomalies: far from every cluster
+    ivf, flat = MemoryBank(0.3, index='ivf').fit(x), MemoryBank(0.3, index='flat').fit(x)
+    assert ivf.nn.index == 'ivf' and flat.nn.index == 'flat' and ivf.probe_recall >= 0.999
+    for q, missed, excess in ((normal, 0.005, 0.1), (far, 0.15, 0.1)):  # far queries miss more often, by little
+        r1, r2 = ivf.score(q)[0], flat.score(q)[0]
+        assert (r1 >= r2 - 1e-3).all()                                # a subset of the bank is searched: never nearer
+        assert ((r1 - r2) > 1e-3 * r2).float().mean() < missed        # the exact neighbour is missed rarely
+        assert ((r1 - r2) / r2).max() < excess                        # and then by little
+    assert MemoryBank(0.3).fit(x).nn.index == 'ivf' and MemoryBank(0.01).fit(x).nn.index == 'flat'  # 'auto': cells from IVF_FROM vectors
+
+def test_cells_coreset_covers_almost_as_well_as_the_exact_greedy():
+    for seed in (0, 1):
+        x = clustered(60000, 24, k=200, seed=seed)
+        exact, cells = greedy_coreset(x, 3000, None), greedy_coreset_cells(x, 3000, None, cell_size=4096)
+        assert len(set(cells.tolist())) == 3000
+        assert covering_radius(x, cells) <= 1.15 * covering_radius(x, exact)
+    assert MemoryBank(0.05).fit(x).selected_by == 'cells' and MemoryBank(0.05).fit(x[:40000]).selected_by == 'global'
 
 def test_bank_backends_score_identically():
     x, q = clustered(3000, 16), clustered(500, 16, seed=2)
@@ -69,3 +100,20 @@ def test_category_without_defects_says_auroc_is_undefined():
     r = evaluate_scores(np.zeros(5), np.arange(5.), np.zeros((5, 4, 4), bool), np.random.rand(5, 4, 4), ['good'] * 5)
     assert r['image_auroc'] is None and r['pixel_auroc'] is None
     assert any('undefined' in n for n in r['notes'])
+
+def test_ivf_searches_only_the_probed_cells():
+    x, q = torch.randn(4000, 32, generator=torch.Generator().manual_seed(3)), torch.randn(500, 32, generator=torch.Generator().manual_seed(4))
+    order, c, off = ivf_cells(x, 60, seed=0); nn = NearestNeighbours(x[order], index='ivf', centroids=c, offsets=off, probe=1)
+    exact = torch.cdist(q, x).min(1).values
+    one = (nn.search(q, 1)[0][:, 0] <= exact + 1e-4).float().mean()
+    nn.probe = 60; every = (nn.search(q, 1)[0][:, 0] <= exact + 1e-4).float().mean()
+    assert one < 0.8 and every == 1.0  # structureless vectors: one cell of 60 misses many neighbours, all cells none
+
+def test_duplicated_features_leave_no_empty_cell_and_no_infinite_score():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 16, generator=g).repeat(100, 1)  # 50 distinct rows, 100 copies each
+    mb = MemoryBank(0.5, index='ivf').fit(x)
+    assert (mb.cells[1].diff() > 0).all()  # every cell holds vectors
+    raw, s = mb.score(torch.cat([x[:200], torch.randn(50, 16, generator=g)]))
+    assert torch.isfinite(raw).all() and torch.isfinite(s).all() and (raw[:200] < 1e-2).all()
+    assert mb.probe_recall >= 0.999 and mb.nn.probe < len(mb.cells[0]) or len(mb.cells[0]) <= 2

@@ -116,3 +116,76 @@ def test_a_failing_evaluation_keeps_the_trained_model(toy, tmp_path, monkeypatch
     with pytest.raises(RuntimeError, match='evaluation broke'):
         run_fit(toy, 'washer', 'mvtec', preset('tiny', stages='none', device='cpu'), tmp_path / 'run', progress=False)
     assert ToCoAD.load(tmp_path / 'run' / 'model').bank.bank is not None  # saved before the evaluation ran
+
+@pytest.fixture(scope='module')
+def fitted_ivf(toy, tmp_path_factory):
+    m = ToCoAD(preset('cpu', stages='none', device='cpu', knn_index='ivf', coreset_ratio=0.5)).fit(load_samples(toy, 'washer'), progress=False)
+    return m, m.save(tmp_path_factory.mktemp('model_ivf') / 'model')
+
+def test_ivf_model_scores_like_the_exact_search_and_survives_save_load(fitted_ivf, toy):
+    from tocoad.memory import NearestNeighbours
+    m, path = fitted_ivf; paths = [s.path for s in load_samples(toy, 'washer', 'test')]
+    assert m.bank.nn.index == 'ivf' and m.timings['knn_index'] == 'ivf' and m.timings['knn_probe'] == m.bank.nn.probe < len(m.bank.cells[0])
+    a = m.predict(paths)
+    ivf_nn = m.bank.nn; m.bank.nn = NearestNeighbours(m.bank.bank); exact = m.predict(paths); m.bank.nn = ivf_nn
+    assert (a['raw_scores'] >= exact['raw_scores'] - 1e-3).all()  # searching fewer vectors never finds a nearer one
+    torch.testing.assert_close(a['scores'], exact['scores'], rtol=0.02, atol=0)  # the stated tolerance: 2 % of an image score
+    b = ToCoAD.load(path)
+    assert b.bank.nn.index == 'ivf' and b.bank.nn.probe == m.bank.nn.probe
+    torch.testing.assert_close(b.predict(paths)['maps'], a['maps'])
+
+def test_float16_bank_halves_the_file_and_keeps_the_scores(fitted, toy, tmp_path):
+    m32, p32 = fitted; paths = [s.path for s in load_samples(toy, 'washer', 'test')]
+    m16 = ToCoAD(preset('cpu', stages='none', device='cpu', bank_dtype='float16')).fit(load_samples(toy, 'washer'), progress=False)
+    p16 = m16.save(tmp_path / 'm16'); loaded = ToCoAD.load(p16)
+    assert loaded.bank.bank.dtype == torch.float16 and torch.equal(loaded.bank.bank.float(), m32.bank.bank.half().float())  # same coreset, rounded
+    assert (p16 / 'bank.safetensors').stat().st_size < 0.6 * (p32 / 'bank.safetensors').stat().st_size
+    torch.testing.assert_close(loaded.predict(paths)['scores'], m32.predict(paths)['scores'], rtol=0.01, atol=0)
+
+def test_corrupt_search_cells_are_refused(fitted_ivf, tmp_path):
+    import shutil
+    from safetensors.torch import load_file, save_file
+    _, path = fitted_ivf; bad = tmp_path / 'bad'; shutil.copytree(path, bad)
+    t = load_file(str(bad / 'bank.safetensors')); t['ivf_offsets'][-1] += 5; save_file(t, str(bad / 'bank.safetensors'))
+    with pytest.raises(TocoadError, match='search cells'): ToCoAD.load(bad)
+
+def test_a_model_saved_before_a_config_field_existed_loads_as_it_was_built(toy, tmp_path):
+    m = ToCoAD(preset('cpu', stages='none', device='cpu', patch_pool_pad='exclude')).fit(load_samples(toy, 'washer'), progress=False)
+    path = m.save(tmp_path / 'old'); info = json.loads((path / 'model.json').read_text())
+    del info['config']['patch_pool_pad']; (path / 'model.json').write_text(json.dumps(info))  # as the former version wrote it
+    paths = [s.path for s in load_samples(toy, 'washer', 'test')]
+    old = ToCoAD.load(path)
+    assert old.cfg.patch_pool_pad == 'exclude'
+    torch.testing.assert_close(old.predict(paths)['maps'], m.predict(paths)['maps'])
+
+def test_python_fit_refuses_an_unreadable_image_before_training(toy, tmp_path, monkeypatch):
+    import shutil, tocoad.model as tm
+    data = tmp_path / 'd'; shutil.copytree(toy, data)
+    bad = sorted((data / 'washer' / 'train' / 'good').glob('*.png'))[3]; bad.write_bytes(b'not an image')
+    monkeypatch.setattr(tm, 'train_tocoad', lambda *a, **k: pytest.fail('training started'))
+    with pytest.raises(TocoadError, match=bad.name): ToCoAD(preset('cpu', stages='none', device='cpu')).fit(load_samples(data, 'washer'), progress=False)
+
+def test_cli_export_onnx_scores_like_torch_and_never_overwrites(fitted_ivf, toy, tmp_path):
+    import numpy as np, onnxruntime as ort
+    from tocoad.data import AnomalyDataset
+    from tocoad.memory import NearestNeighbours
+    m, path = fitted_ivf; out = tmp_path / 'm.onnx'
+    r = tocoad('export', '--model', path, '--out', out)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'mean (0.5, 0.5, 0.5)' in r.stdout and out.is_file()
+    test = load_samples(toy, 'washer', 'test'); x = torch.stack([AnomalyDataset(test, m.transform)[i]['image'] for i in range(len(test))])
+    scores, maps = ort.InferenceSession(str(out), providers=['CPUExecutionProvider']).run(None, {'image': x.numpy()})
+    ivf_nn = m.bank.nn; m.bank.nn = NearestNeighbours(m.bank.bank); exact = m.predict(x); m.bank.nn = ivf_nn  # the graph searches exactly
+    np.testing.assert_allclose(scores, exact['scores'].numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(maps, exact['maps'].numpy(), rtol=1e-3, atol=1e-3)
+    before = out.read_bytes(); r = tocoad('export', '--model', path, '--out', out)
+    assert r.returncode == 2 and r.stderr.startswith('tocoad: error:') and 'exists' in r.stderr and out.read_bytes() == before
+
+def test_top_level_names_import_lazily():
+    code = ('import sys, tocoad; light = "torch" not in sys.modules\n'
+            'from tocoad import ToCoAD, preset, load_samples\n'
+            'from tocoad.model import ToCoAD as M\n'
+            'print(light, ToCoAD is M, preset("tiny").backbone, "ToCoAD" in dir(tocoad))')
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert r.stdout.split() == ['True', 'True', 'resnet18', 'True'], r.stderr[-1500:]
+    with pytest.raises(AttributeError, match='no attribute'): import tocoad; tocoad.nothing_here

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING: from tocoad.model import ToCoAD  # the commands import the heavy modules when they run: --help stays instant
 
 # %% auto #0
-__all__ = ['MARKER', 'claim_out_dir', 'parse_overrides', 'config_from_args', 'write_report', 'run_fit', 'expand_images',
-           'unique_names', 'build_parser', 'one_line', 'main']
+__all__ = ['MARKER', 'claim_out_dir', 'parse_overrides', 'config_from_args', 'write_report', 'run_fit', 'unique_names',
+           'build_parser', 'one_line', 'main']
 
 # %% ../nbs/11_cli.ipynb #5b27e055
 MARKER = 'tocoad_output.json'
@@ -103,7 +103,7 @@ def run_fit(data, category:str, fmt:str, cfg:ToCoADConfig, out, resume:bool=Fals
     train, test = load_samples(data, category, 'train', fmt), load_samples(data, category, 'test', fmt)
     check_samples(train + test, cfg.image_size)  # every image and mask, before the long work
     out = claim_out_dir(out, 'fit'); t0 = time.perf_counter()
-    model = ToCoAD(cfg).fit(train, out_dir=out, resume=resume, progress=progress)
+    model = ToCoAD(cfg).fit(train, out_dir=out, resume=resume, progress=progress, check=False)  # checked above, test set too
     fit_s = time.perf_counter() - t0
     if not model._runtime().main: return {}
     model.save(out/'model')  # before evaluating: a failing evaluation never throws the training away
@@ -113,21 +113,6 @@ def run_fit(data, category:str, fmt:str, cfg:ToCoADConfig, out, resume:bool=Fals
     if model.drift: metrics['drift'] = model.drift
     save_json(out/'metrics.json', metrics); write_report(out, category, metrics, model)
     return metrics
-
-# %% ../nbs/11_cli.ipynb #3fbaa660
-def expand_images(items:list[str])->list[Path]:
-    "Image files named by `items`: files as given, folders by their images (recursively), glob patterns by their matches."
-    from tocoad.data import IMAGE_EXTS
-    out = []
-    for it in items:
-        p = Path(it)
-        if p.is_dir(): found = sorted(q for q in p.rglob('*') if q.suffix.lower() in IMAGE_EXTS and q.is_file())
-        elif glob.has_magic(it): found = sorted(Path(q) for q in glob.glob(it, recursive=True) if Path(q).suffix.lower() in IMAGE_EXTS)
-        elif p.is_file(): found = [p]
-        else: raise TocoadError(f'{p} does not exist')
-        if not found: raise TocoadError(f'{it} names no image (looked for {", ".join(sorted(IMAGE_EXTS))})')
-        out += found
-    return list(dict.fromkeys(out))
 
 # %% ../nbs/11_cli.ipynb #4bbc4e54
 def unique_names(paths:list[Path])->list[str]:
@@ -175,7 +160,7 @@ def _predict(args):
     import matplotlib; matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
     from tqdm.auto import tqdm
-    from tocoad.data import read_image
+    from tocoad.data import read_image, expand_images
     from tocoad.model import ToCoAD
     model = ToCoAD.load(args.model, device=args.device); paths = expand_images(args.images)
     out = claim_out_dir(args.out, 'predict'); (out/'heatmaps').mkdir(exist_ok=True)
@@ -197,6 +182,17 @@ def _predict(args):
 
 def _write_csv(path:Path, header:list, rows:list):
     buf = io.StringIO(); w = csv.writer(buf); w.writerow(header); w.writerows(rows); atomic_write(path, buf.getvalue())
+
+# %% ../nbs/11_cli.ipynb #62468d1a
+def _export(args):
+    from tocoad.export import export_onnx
+    from tocoad.model import ToCoAD
+    if Path(args.out).exists(): raise TocoadError(f'{args.out} exists: remove it or choose another --out; nothing was written')
+    model = ToCoAD.load(args.model, device='cpu'); S = model.cfg.image_size
+    path = export_onnx(model, args.out, args.opset)
+    print(f'ONNX graph in {path.resolve()}: input "image" B×3×{S}×{S}, RGB in [0, 1] normalised with mean {tuple(model.F.mean)} and std {tuple(model.F.std)} '
+          f'(resize {model.cfg.resize}, {"centre crop " + str(S) if model.cfg.crop else "no crop"}); outputs "score" (B) and "map" (B×{S}×{S}); '
+          f'exact neighbour search over {len(model.bank.bank)} bank vectors')
 
 # %% ../nbs/11_cli.ipynb #fe86cda2
 def _ablate(args):
@@ -257,6 +253,11 @@ def build_parser()->argparse.ArgumentParser:
     pr.add_argument('--out', required=True, help='output folder: scores.csv, heatmaps/, skipped.csv')
     pr.add_argument('--device', help="'cpu', 'cuda' or 'cuda:N' (default: the model's)")
     pr.add_argument('--quiet', action='store_true', help='no progress bar')
+    ex = sub.add_parser('export', help='write a saved model as one ONNX graph: image tensor to image score and anomaly map')
+    ex.add_argument('--model', required=True, help='model folder written by fit (RUN/model)')
+    ex.add_argument('--out', required=True, help='the .onnx file to write (never overwritten)')
+    ex.add_argument('--format', default='onnx', choices=['onnx'], help='export format (default onnx)')
+    ex.add_argument('--opset', type=int, default=17, help='ONNX opset version (default 17)')
     b = sub.add_parser('benchmark', help='fit several categories and print a Table 1-style table')
     data_args(b); b.add_argument('--categories', nargs='+', required=True, help='categories to fit, one after another')
     b.add_argument('--out', required=True, help='output folder: one run folder per category, table.md (a rerun reuses finished categories)'); common(b)
@@ -277,7 +278,7 @@ def one_line(e:BaseException)->str:
 def main(argv=None):
     "Entry point of the `tocoad` console script."
     args = build_parser().parse_args(argv)
-    run = {'demo': _demo, 'fit': _fit, 'predict': _predict, 'benchmark': _benchmark, 'ablate': _ablate}.get(args.command)
+    run = {'demo': _demo, 'fit': _fit, 'predict': _predict, 'benchmark': _benchmark, 'ablate': _ablate, 'export': _export}.get(args.command)
     if args.command == 'data': run = _make_toy
     warnings.filterwarnings('always', category=TocoadWarning)  # ours always show, whatever PYTHONWARNINGS says
     show = warnings.showwarning

@@ -143,8 +143,14 @@ class ToCoADConfig:
     coreset_ratio:float = 0.1 # fraction of patch features kept (Eq. 7)
     coreset_method:str = 'projected' # 'projected' (greedy on a random projection) or 'exact'
     coreset_projection:int = 128 # dimension of that random projection
+    coreset_greedy:str = 'auto' # 'global' (exact greedy), 'cells' (greedy within k-means cells: scales to millions of patches) or 'auto' ('cells' from 50,000 patches)
     reweight_b:int = 9 # b nearest neighbours of c* in Eq. 9 (0: plain nearest-neighbour distance)
     knn_backend:str = 'torch' # 'torch' or 'faiss'
+    knn_index:str = 'auto' # 'flat' (exact search), 'ivf' (k-means cells, probe calibrated to find 99.9 % of exact neighbours) or 'auto' (ivf for large banks)
+    bank_dtype:str = 'float32' # 'float16' halves the bank's memory (distances still in float32)
+    patch_pool_pad:str = 'include' # border patches count the zero padding in their 3×3 average (PatchCore's; measured better) or 'exclude' it
+    map_scores:str = 'reweighted' # the map from Eq. 9's scores (the paper) or 'raw' Eq. 8 distances (PatchCore); the image score is Eq. 9's either way
+    map_upsample:str = 'bilinear' # patch grid to pixels: 'bilinear' or 'nearest' (PatchCore)
     smoothing_sigma:float = 4.0 # Gaussian smoothing of the up-sampled anomaly map
     device:str|None = None # None: CUDA if available
 
@@ -163,6 +169,12 @@ class ToCoADConfig:
         need(self.stage2_bn in BN_MODES, 'stage2_bn', ' or '.join(BN_MODES))
         need(self.coreset_method in ('projected', 'exact'), 'coreset_method', "'projected' or 'exact'")
         need(self.knn_backend in ('torch', 'faiss'), 'knn_backend', "'torch' or 'faiss'")
+        need(self.knn_index in ('auto', 'flat', 'ivf'), 'knn_index', "'auto', 'flat' or 'ivf'")
+        need(self.coreset_greedy in ('auto', 'global', 'cells'), 'coreset_greedy', "'auto', 'global' or 'cells'")
+        need(self.bank_dtype in ('float32', 'float16'), 'bank_dtype', "'float32' or 'float16'")
+        need(self.patch_pool_pad in ('exclude', 'include'), 'patch_pool_pad', "'exclude' or 'include'")
+        need(self.map_scores in ('reweighted', 'raw'), 'map_scores', "'reweighted' or 'raw'")
+        need(self.map_upsample in ('bilinear', 'nearest'), 'map_upsample', "'bilinear' or 'nearest'")
         need(0 <= self.lam <= 1, 'lam', 'a number in [0, 1]')
         need(0 < self.coreset_ratio <= 1, 'coreset_ratio', 'a number in (0, 1]')
         need(0 < self.perlin_threshold < 1, 'perlin_threshold', 'a number in (0, 1)')

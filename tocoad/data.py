@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #5025d2d1
 from __future__ import annotations
-import csv, json, math, warnings
+import csv, glob, json, math, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -17,7 +17,7 @@ from .core import TocoadError, warn, DATA_FORMATS, TOY_CATEGORIES, save_json, lo
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'FORMATS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'TOY_DEFECTS', 'Sample', 'list_images', 'mvtec_samples',
            'visa_samples', 'btad_samples', 'folder_samples', 'load_samples', 'read_image', 'ImageTransform',
-           'AnomalyDataset', 'check_samples', 'make_toy_dataset']
+           'AnomalyDataset', 'check_samples', 'expand_images', 'make_toy_dataset']
 
 # %% ../nbs/01_data.ipynb #93187db9
 IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff'}
@@ -249,6 +249,20 @@ def check_samples(samples:list[Sample], min_side:int=32)->list[str]:
     msgs = [f'{len(v)} image(s), e.g. {v[0]}, ' + k if v else k for k, v in odd.items()]
     for m in msgs: warn(m)
     return msgs
+
+# %% ../nbs/01_data.ipynb #54ee9313
+def expand_images(items:list[str])->list[Path]:
+    "Image files named by `items`: files as given, folders by their images (recursively), glob patterns by their matches."
+    out = []
+    for it in items:
+        p = Path(it)
+        if p.is_dir(): found = sorted(q for q in p.rglob('*') if q.suffix.lower() in IMAGE_EXTS and q.is_file())
+        elif glob.has_magic(it): found = sorted(Path(q) for q in glob.glob(it, recursive=True) if Path(q).suffix.lower() in IMAGE_EXTS)
+        elif p.is_file(): found = [p]
+        else: raise TocoadError(f'{p} does not exist')
+        if not found: raise TocoadError(f'{it} names no image (looked for {", ".join(sorted(IMAGE_EXTS))})')
+        out += found
+    return list(dict.fromkeys(out))
 
 # %% ../nbs/01_data.ipynb #5523a6fd
 TOY_DEFECTS = {'brick': ('scratch', 'hole', 'stain'), 'gravel': ('stain', 'foreign', 'hole'), 'washer': ('scratch', 'deform', 'foreign')}

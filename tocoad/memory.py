@@ -13,19 +13,21 @@ from tqdm.auto import tqdm
 from .core import TocoadError
 
 # %% auto #0
-__all__ = ['patch_features', 'greedy_coreset_simple', 'greedy_coreset', 'covering_radius', 'NearestNeighbours',
-           'reweighted_score', 'MemoryBank', 'anomaly_map']
+__all__ = ['CELLS_FROM', 'IVF_FROM', 'patch_features', 'greedy_coreset_simple', 'greedy_coreset', 'covering_radius',
+           'NearestNeighbours', 'nearest_rows', 'kmeans', 'ivf_cells', 'calibrate_probe', 'greedy_coreset_cells',
+           'reweighted_score', 'MemoryBank', 'gaussian_smooth', 'anomaly_map']
 
 # %% ../nbs/08_memory.ipynb #ac0f0c93
 def patch_features(feats:dict, # F's feature maps by layer name
                    layers:tuple=('layer2', 'layer3'), # the first layer sets the grid
                    patch_size:int=3, # neighbourhood averaged around each position
-                   feature_dim:int|None=None # pool the channels down to this many (None: keep all)
+                   feature_dim:int|None=None, # pool the channels down to this many (None: keep all)
+                   pad:str='include' # at the border, count the zero padding in the average ('include', PatchCore's) or average what exists ('exclude')
                   )->torch.Tensor:
     "B×C×H×W patch features: locally averaged layers, up-sampled to the first layer's grid, concatenated."
     grid = feats[layers[0]].shape[-2:]; out = []
     for l in layers:
-        f = F.avg_pool2d(feats[l].float(), patch_size, 1, patch_size // 2, count_include_pad=False) if patch_size > 1 else feats[l].float()
+        f = F.avg_pool2d(feats[l].float(), patch_size, 1, patch_size // 2, count_include_pad=pad == 'include') if patch_size > 1 else feats[l].float()
         out.append(f if f.shape[-2:] == grid else F.interpolate(f, size=grid, mode='bilinear', align_corners=False))
     x = torch.cat(out, 1)
     if feature_dim is not None and feature_dim < x.shape[1]:
@@ -107,39 +109,157 @@ def covering_radius(x:torch.Tensor, idx:torch.Tensor, chunk:int=4096)->float:
     c = x[idx].float()
     return max(torch.cdist(x[i:i + chunk].float(), c).min(1).values.max().item() for i in range(0, len(x), chunk))
 
-# %% ../nbs/08_memory.ipynb #9f8503e8
+# %% ../nbs/08_memory.ipynb #8f478dac
+def _merge(d:torch.Tensor, i:torch.Tensor, d2:torch.Tensor, i2:torch.Tensor, k:int):
+    "The k smallest of two candidate sets (n×k and n×k'), nearest first."
+    d, j = torch.cat([d, d2], 1).topk(k, dim=1, largest=False)
+    return d, torch.cat([i, i2], 1).gather(1, j)
+
 class NearestNeighbours:
-    "k-nearest-neighbour search in a fixed bank, with the torch or the faiss backend."
-    def __init__(self, bank:torch.Tensor, # M×D bank vectors
+    "k-nearest-neighbour search in a fixed bank: exact ('flat') or in the query's nearest k-means cells only ('ivf'); torch or faiss."
+    def __init__(self, bank:torch.Tensor, # M×D bank vectors (float32 or float16; the arithmetic is float32); for 'ivf', sorted by cell
                  backend:str='torch', # 'torch' or 'faiss'
-                 approximate:bool=False, # faiss only: an IVF index instead of the exact flat one
-                 chunk:int=4096):
+                 index:str='flat', # 'flat': every bank vector; 'ivf': only the `probe` cells nearest each query
+                 centroids:torch.Tensor|None=None, # 'ivf': K×D cell centroids
+                 offsets:torch.Tensor|None=None, # 'ivf': K+1 first rows of the cells in `bank`
+                 probe:int=1, # 'ivf': cells searched per query
+                 chunk:int=256, bank_chunk:int=65536):
         if backend not in ('torch', 'faiss'): raise TocoadError(f"knn backend must be 'torch' or 'faiss', not {backend!r}")
-        self.bank, self.backend, self.chunk = bank.float(), backend, chunk
-        if backend == 'torch': self.bank_sq = (self.bank * self.bank).sum(1)
-        else:
-            import faiss
-            xb = np.ascontiguousarray(self.bank.cpu().numpy()); d = xb.shape[1]
-            if approximate:
-                nlist = max(1, int(math.sqrt(len(xb))))
-                self.index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, nlist); self.index.train(xb); self.index.nprobe = max(1, nlist // 8)
-            else: self.index = faiss.IndexFlatL2(d)
-            if self.bank.is_cuda and hasattr(faiss, 'StandardGpuResources') and faiss.get_num_gpus() > 0:
-                self._res = faiss.StandardGpuResources(); self.index = faiss.index_cpu_to_gpu(self._res, self.bank.device.index or 0, self.index)
-            self.index.add(xb)
+        if index not in ('flat', 'ivf'): raise TocoadError(f"knn index must be 'flat' or 'ivf', not {index!r}")
+        if index == 'ivf' and (centroids is None or offsets is None): raise TocoadError("index='ivf' needs the cells' centroids and offsets")
+        self.bank, self.backend, self.index, self.chunk, self.bank_chunk = bank, backend, index, chunk, bank_chunk
+        self.bank_sq = bank.float().pow(2).sum(1)
+        if index == 'ivf': self.centroids, self.offsets, self.probe = centroids.float().to(bank.device), offsets.tolist(), max(1, min(int(probe), len(centroids)))
+        if backend == 'faiss': self._faiss_index()
 
     def search(self, q:torch.Tensor, k:int=1):
-        "(distances, indices), each N×k: Euclidean distances to the k nearest bank vectors, nearest first."
+        "(distances, indices), each N×k: Euclidean distances to the k nearest bank vectors found, nearest first."
         if self.backend == 'faiss':
-            d, i = self.index.search(np.ascontiguousarray(q.detach().float().cpu().numpy()), k)
+            if self.index == 'ivf': self.faiss.nprobe = self.probe
+            d, i = self.faiss.search(np.ascontiguousarray(q.detach().float().cpu().numpy()), k)
             return torch.from_numpy(d).clamp_(min=0).sqrt_().to(q.device), torch.from_numpy(i).to(q.device)
-        q = q.float().to(self.bank.device); ds, ids = [], []
-        for s in range(0, len(q), self.chunk):
-            qc = q[s:s + self.chunk]
-            d2 = ((qc * qc).sum(1, keepdim=True) - 2 * qc @ self.bank.T + self.bank_sq).clamp_(min=0)
-            d, i = torch.topk(d2, k, dim=1, largest=False)
-            ds.append(d.sqrt_()); ids.append(i)
-        return torch.cat(ds), torch.cat(ids)
+        q = q.detach().float().to(self.bank.device)
+        return self._search_flat(q, k) if self.index == 'flat' else self._search_ivf(q, k)
+
+# %% ../nbs/08_memory.ipynb #6f6bcfcc
+def _search_flat(self:NearestNeighbours, q:torch.Tensor, k:int):
+    "Exact: squared distances ‖q‖² − 2q·m + ‖m‖² by one matrix product per (query chunk, bank chunk)."
+    ds, ids = [], []
+    for s in range(0, len(q), self.chunk):
+        qc = q[s:s + self.chunk]; d = i = None
+        for a in range(0, len(self.bank), self.bank_chunk):
+            d2 = torch.addmm(self.bank_sq[a:a + self.bank_chunk], qc, self.bank[a:a + self.bank_chunk].float().T, alpha=-2)
+            dc, ic = d2.min(1, keepdim=True) if k == 1 else d2.topk(min(k, d2.shape[1]), dim=1, largest=False)
+            d, i = (dc, ic + a) if d is None else _merge(d, i, dc, ic + a, k)
+        ds.append(d + (qc * qc).sum(1, keepdim=True)); ids.append(i)
+    return torch.cat(ds).clamp_(min=0).sqrt_(), torch.cat(ids)
+NearestNeighbours._search_flat = _search_flat
+
+# %% ../nbs/08_memory.ipynb #1b86ff56
+def _search_ivf(self:NearestNeighbours, q:torch.Tensor, k:int):
+    "Approximate: each query is compared only with the bank vectors of its `probe` nearest cells, one matrix product per cell."
+    n, P = len(q), self.probe
+    cells = torch.cat([torch.addmm((self.centroids**2).sum(1), q[s:s + 16384], self.centroids.T, alpha=-2).topk(P, dim=1, largest=False).indices
+                       for s in range(0, n, 16384)])
+    by_cell = torch.argsort(cells.flatten(), stable=True); queries = by_cell // P  # the queries of each cell, contiguous
+    counts = torch.bincount(cells.flatten(), minlength=len(self.centroids)).tolist()
+    best_d = torch.full((n, k), float('inf'), device=q.device); best_i = torch.zeros(n, k, dtype=torch.long, device=q.device)
+    start = 0
+    for c, cnt in enumerate(counts):
+        a, b = self.offsets[c], self.offsets[c + 1]
+        if cnt == 0 or a == b: start += cnt; continue
+        qi = queries[start:start + cnt]; start += cnt
+        d2 = torch.addmm(self.bank_sq[a:b], q[qi], self.bank[a:b].float().T, alpha=-2)
+        dc, ic = d2.min(1, keepdim=True) if k == 1 else d2.topk(min(k, b - a), dim=1, largest=False)
+        best_d[qi], best_i[qi] = _merge(best_d[qi], best_i[qi], dc, ic + a, k)
+    d = (best_d + (q * q).sum(1, keepdim=True)).clamp_(min=0).sqrt_()
+    short = torch.isinf(d[:, -1]).nonzero()[:, 0]  # the probed cells held fewer than k vectors: search those queries exactly
+    if len(short): d[short], best_i[short] = self._search_flat(q[short], k)
+    return d, best_i
+NearestNeighbours._search_ivf = _search_ivf
+
+# %% ../nbs/08_memory.ipynb #1ec233fe
+def _faiss_index(self:NearestNeighbours):
+    "The faiss index: `IndexFlatL2`, or `IndexIVFFlat` over the same cells (same centroids); on GPU when faiss has one."
+    import faiss
+    xb = np.ascontiguousarray(self.bank.float().cpu().numpy()); d = xb.shape[1]
+    if self.index == 'ivf':
+        self._quantizer = faiss.IndexFlatL2(d); self._quantizer.add(np.ascontiguousarray(self.centroids.cpu().numpy()))
+        self.faiss = faiss.IndexIVFFlat(self._quantizer, d, len(self.centroids)); self.faiss.is_trained = True
+    else: self.faiss = faiss.IndexFlatL2(d)
+    if self.bank.is_cuda and hasattr(faiss, 'StandardGpuResources') and faiss.get_num_gpus() > 0:
+        self._res = faiss.StandardGpuResources(); self.faiss = faiss.index_cpu_to_gpu(self._res, self.bank.device.index or 0, self.faiss)
+    self.faiss.add(xb)
+NearestNeighbours._faiss_index = _faiss_index
+
+# %% ../nbs/08_memory.ipynb #666ffbfc
+def nearest_rows(x:torch.Tensor, c:torch.Tensor, chunk:int=16384)->torch.Tensor:
+    "For each row of `x`, the index of the nearest row of `c` (squared distances by one matrix product per chunk)."
+    c = c.float(); csq = (c * c).sum(1)
+    return torch.cat([torch.addmm(csq, x[s:s + chunk].float(), c.T, alpha=-2).argmin(1) for s in range(0, len(x), chunk)])
+
+def kmeans(x:torch.Tensor, k:int, iters:int=10, seed:int=0)->tuple:
+    "Lloyd's k-means on the rows of `x`: (centroids k×D, cell of each row), seeded by k-means++ (far-apart rows are likelier starts)."
+    g = torch.Generator().manual_seed(seed); x = x.float()
+    pick = [int(torch.randint(len(x), (), generator=g))]; d2 = (x - x[pick[0]]).pow(2).sum(1)
+    for _ in range(1, k):
+        pick.append(int(torch.multinomial(d2.cpu() + 1e-12, 1, generator=g))); torch.minimum(d2, (x - x[pick[-1]]).pow(2).sum(1), out=d2)
+    c = x[pick].clone()
+    for _ in range(iters):
+        a = nearest_rows(x, c); cnt = torch.bincount(a, minlength=len(c))
+        sums = sum(F.one_hot(a[s:s + 16384], len(c)).float().T @ x[s:s + 16384] for s in range(0, len(x), 16384))  # deterministic on GPU too
+        c = torch.where(cnt[:, None] > 0, sums / cnt.clamp(min=1)[:, None], c)  # an empty cell keeps its centroid
+    return c, nearest_rows(x, c)
+
+# %% ../nbs/08_memory.ipynb #f9d52e9d
+def ivf_cells(bank:torch.Tensor, n_cells:int|None=None, seed:int=0)->tuple:
+    "Split `bank` into k-means cells (√M by default, empty ones dropped): (order that sorts the bank by cell, centroids K×D, offsets K+1)."
+    K = max(1, min(len(bank), n_cells or round(math.sqrt(len(bank)))))
+    c, a = kmeans(bank, K, seed=seed)
+    cnt = torch.bincount(a, minlength=len(c)); keep = cnt > 0  # duplicates can leave cells empty: drop them
+    c, a = c[keep], (keep.cumsum(0) - 1)[a]
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), cnt[keep].cumsum(0).cpu()])
+    return torch.argsort(a, stable=True), c, offsets
+
+# %% ../nbs/08_memory.ipynb #27dacf4a
+def calibrate_probe(nn:NearestNeighbours, queries:torch.Tensor, recall:float=0.999, margin:int=2)->tuple:
+    "Set `nn.probe`: `margin` × the fewest cells per query (doubling from K/32) with which the 'ivf' search finds the exact nearest neighbour of ≥ `recall` of `queries`. Returns (probe, recall at that probe)."
+    q = queries.float().to(nn.bank.device); true = lambda i: (q - nn.bank[i[:, 0]].float()).norm(dim=1)  # distances computed directly
+    exact = true(nn._search_flat(q, 1)[1])
+    def hits(): return (true(nn.search(q, 1)[1].to(q.device)) <= exact * (1 + 1e-4) + 1e-5).float().mean().item()
+    K = len(nn.centroids); p = max(1, K // 32)
+    while True:
+        nn.probe = p; got = hits()
+        if got >= recall or p >= K: break
+        p = min(K, 2 * p)
+    nn.probe = min(K, margin * p)
+    return nn.probe, hits()
+
+# %% ../nbs/08_memory.ipynb #74d4fa66
+def greedy_coreset_cells(x:torch.Tensor, # N×D features
+                         n:int, # how many to select
+                         projection:int|None=128, # run on a random projection to this dimension (None: exact)
+                         seed:int=0, progress:bool=False,
+                         cell_size:int=4096)->torch.Tensor:
+    "Indices of `n` rows of `x` by greedy k-center selection within k-means cells: each pick goes to the cell whose farthest row is farthest from that cell's picks, and only that cell is updated."
+    N = len(x)
+    if not 0 < n <= N: raise TocoadError(f'coreset size must be in 1..{N}, got {n}')
+    K = min(N // cell_size, n // 8)  # at least 8 picks per cell
+    if K < 2: return greedy_coreset(x, n, projection, seed, progress)
+    g = torch.Generator().manual_seed(seed); x = _project(x, projection, g)
+    sub = torch.randperm(N, generator=g)[:64 * K].to(x.device)
+    cell = nearest_rows(x, kmeans(x[sub], K, seed=seed)[0])  # centroids from a sample, every row assigned
+    order = torch.argsort(cell, stable=True); xs = x[order]; sq = (xs * xs).sum(1)
+    off = [0] + torch.bincount(cell, minlength=K).cumsum(0).tolist()
+    min_d = torch.full((N,), float('inf'), device=x.device)
+    cell_max = torch.tensor([float('inf') if off[c + 1] > off[c] else -1.0 for c in range(K)], device=x.device)  # empty cells never win
+    cell_arg = [0] * K; idx = torch.empty(n, dtype=torch.long)
+    for i in tqdm(range(n), desc='coreset', disable=not progress, leave=False):
+        c = int(torch.argmax(cell_max)); a, b = off[c], off[c + 1]; j = a + cell_arg[c]
+        idx[i] = order[j]
+        d = torch.minimum(min_d[a:b], (sq[a:b] - 2 * (xs[a:b] @ xs[j]) + sq[j]).clamp_(min=0)); min_d[a:b] = d
+        v, k = d.max(0); cell_max[c] = v; cell_arg[c] = int(k)
+    return idx
 
 # %% ../nbs/08_memory.ipynb #df3ee133
 def reweighted_score(q:torch.Tensor, # N×D test patch features
@@ -149,51 +269,103 @@ def reweighted_score(q:torch.Tensor, # N×D test patch features
                      bank_knn:torch.Tensor # M×b: each bank vector's b nearest bank vectors (itself first)
                     )->torch.Tensor:
     "Eq. 9: the reweighted anomaly score s of each test patch."
-    support = bank[bank_knn[nn_idx]]  # N×b×D: N_b(c*)
+    support = bank[bank_knn[nn_idx]].float()  # N×b×D: N_b(c*)
     E = (q.float()[:, None] - support).norm(dim=-1)
     frac = torch.exp(-torch.logsumexp(E - nn_dist[:, None], dim=1))  # exp(s') / Σ exp(E)
     return (1 - frac) * nn_dist
 
-# %% ../nbs/08_memory.ipynb #ec6dfdf9
+# %% ../nbs/08_memory.ipynb #45009b0f
+CELLS_FROM = 50_000  # from this many training patches on, greedy='auto' selects within k-means cells
+
 class MemoryBank:
     "Coreset memory of normal patch features, scored by (reweighted) nearest-neighbour distance."
     def __init__(self, coreset_ratio:float=0.1, method:str='projected', projection:int=128,
                  b:int=9, # neighbours in Eq. 9 (0: plain nearest-neighbour distance)
-                 backend:str='torch', seed:int=0):
+                 backend:str='torch', seed:int=0,
+                 index:str='auto', # 'flat' (exact search), 'ivf' (k-means cells) or 'auto' ('ivf' from `IVF_FROM` bank vectors on)
+                 dtype:str='float32', # 'float16' halves the bank's memory; distances are still computed in float32
+                 recall:float=0.999, # 'ivf': the share of held-out normal patches whose exact nearest neighbour it must find
+                 greedy:str='auto'): # 'global' (the exact greedy), 'cells' (greedy within k-means cells) or 'auto' ('cells' from `CELLS_FROM` patches)
         self.coreset_ratio, self.method, self.projection, self.b, self.backend, self.seed = coreset_ratio, method, projection, b, backend, seed
-        self.bank = self.bank_knn = self._nn = None
+        self.index, self.dtype, self.recall, self.greedy = index, dtype, recall, greedy
+        self.bank = self.bank_knn = self.nn = self.cells = self.probe_recall = self.selected_by = None
 
     def fit(self, features:torch.Tensor, progress:bool=False)->'MemoryBank':
-        "Select the coreset of the N×D `features` and index it."
+        "Select the coreset of the N×D `features`, then index it; patches left out of the coreset calibrate the 'ivf' search."
         if len(features) == 0: raise TocoadError('no training features to build the memory bank from')
         n = max(1, int(round(self.coreset_ratio * len(features))))
-        if n < len(features):
-            idx = greedy_coreset(features, n, self.projection if self.method == 'projected' else None, self.seed, progress)
-            bank = features[idx.to(features.device)]
-        else: bank = features
-        return self.set_bank(bank.float().contiguous())
+        if n >= len(features): self.selected_by = 'all'; return self.index_bank(features)
+        select = greedy_coreset_cells if self.greedy == 'cells' or (self.greedy == 'auto' and len(features) >= CELLS_FROM) else greedy_coreset
+        idx = select(features, n, self.projection if self.method == 'projected' else None, self.seed, progress).to(features.device)
+        self.selected_by = 'cells' if select is greedy_coreset_cells else 'global'
+        rest = torch.ones(len(features), dtype=torch.bool, device=features.device); rest[idx] = False
+        rest = rest.nonzero()[:, 0]; held = rest[torch.randperm(len(rest), generator=torch.Generator().manual_seed(self.seed))[:4096].to(rest.device)]
+        return self.index_bank(features[idx], features[held])
 
-    def set_bank(self, bank:torch.Tensor, bank_knn:torch.Tensor|None=None)->'MemoryBank':
-        self.bank, self._nn = bank, NearestNeighbours(bank, self.backend)
-        b = min(self.b, len(bank))
-        self.bank_knn = bank_knn if bank_knn is not None else (self._nn.search(bank, b)[1] if b > 0 else None)
-        return self
+# %% ../nbs/08_memory.ipynb #a64b5e2c
+IVF_FROM = 4096  # below this many bank vectors, index='auto' searches them all
 
-    def score(self, q:torch.Tensor):
-        "(s', s): raw nearest-neighbour distances (Eq. 8) and reweighted scores (Eq. 9; = s' when b = 0)."
-        if self.bank is None: raise TocoadError('the memory bank is empty: call fit first')
-        d, i = self._nn.search(q, 1)
-        raw = d[:, 0]
-        if self.bank_knn is None: return raw, raw
-        return raw, reweighted_score(q.to(self.bank.device), self.bank, raw.to(self.bank.device), i[:, 0].to(self.bank.device), self.bank_knn)
+def _index_bank(self:MemoryBank, bank:torch.Tensor, queries:torch.Tensor|None=None)->'MemoryBank':
+    "Keep `bank` (sorted by cell for 'ivf', probe calibrated on `queries`; 'auto' without queries searches exactly) and precompute each member's `b` neighbours."
+    bank = bank.float().contiguous(); cells = probe = None
+    self.probe_recall = None
+    if self.index == 'ivf' or (self.index == 'auto' and len(bank) >= IVF_FROM and queries is not None and len(queries)):
+        order, c, off = ivf_cells(bank, seed=self.seed); bank, cells = bank[order.to(bank.device)], (c, off)
+        probe = max(1, len(c) // 8)
+    self.set_bank(bank, None, cells, probe)
+    if cells is not None and queries is not None and len(queries): self.probe_recall = calibrate_probe(self.nn, queries, self.recall)[1]
+    return self
+MemoryBank.index_bank = _index_bank
 
-# %% ../nbs/08_memory.ipynb #a6ae4b51
+def _set_bank(self:MemoryBank, bank:torch.Tensor, bank_knn:torch.Tensor|None=None, cells:tuple|None=None, probe:int|None=None)->'MemoryBank':
+    "Use `bank` as it is (with its cells and probe for 'ivf'); compute the `b` neighbours of each member unless given."
+    self.bank = bank.to(getattr(torch, self.dtype)).contiguous(); self.cells = cells
+    self.nn = NearestNeighbours(self.bank, self.backend, 'ivf' if cells else 'flat', *(cells or (None, None)), probe or 1)
+    b = min(self.b, len(bank))
+    if bank_knn is None and b > 0:  # exact neighbours where that is affordable
+        bank_knn = (NearestNeighbours(self.bank) if len(bank) <= 65536 else self.nn).search(self.bank, b)[1]
+    self.bank_knn = bank_knn if b > 0 else None
+    return self
+MemoryBank.set_bank = _set_bank
+
+# %% ../nbs/08_memory.ipynb #7efd9609
+def _score(self:MemoryBank, q:torch.Tensor):
+    "(s', s): raw nearest-neighbour distances (Eq. 8) and reweighted scores (Eq. 9; = s' when b = 0)."
+    if self.bank is None: raise TocoadError('the memory bank is empty: call fit first')
+    d, i = self.nn.search(q, 1); raw = d[:, 0]
+    if self.bank_knn is None: return raw, raw
+    dev = self.bank.device
+    return raw, reweighted_score(q.to(dev), self.bank, raw.to(dev), i[:, 0].to(dev), self.bank_knn)
+MemoryBank.score = _score
+
+def _state(self:MemoryBank)->dict:
+    "The bank's tensors, to save: the bank, its neighbour table and, for 'ivf', the cells and the probe."
+    t = {'bank': self.bank} | ({'bank_knn': self.bank_knn} if self.bank_knn is not None else {})
+    if self.cells: t |= dict(ivf_centroids=self.cells[0], ivf_offsets=self.cells[1], ivf_probe=torch.tensor([self.nn.probe]))
+    return {k: v.cpu().contiguous() for k, v in t.items()}
+MemoryBank.state = _state
+
+def _load_state(self:MemoryBank, t:dict, device='cpu')->'MemoryBank':
+    "Use the tensors `state` wrote (checked by the caller); a bank saved without cells is searched exactly."
+    cells = (t['ivf_centroids'].to(device), t['ivf_offsets']) if 'ivf_centroids' in t else None
+    knn = t['bank_knn'].to(device) if 'bank_knn' in t else None
+    return self.set_bank(t['bank'].to(device), knn, cells, int(t['ivf_probe'][0]) if cells else None)
+MemoryBank.load_state = _load_state
+
+# %% ../nbs/08_memory.ipynb #936341f4
+def gaussian_smooth(m:torch.Tensor, # B×1×H×W maps
+                    sigma:float)->torch.Tensor:
+    "Gaussian smoothing (σ in pixels, kernel ±4σ, reflected borders) as two 1-D passes: torchvision's `gaussian_blur`, K/2 times cheaper."
+    r = int(4 * sigma + 0.5); x = torch.arange(-r, r + 1, dtype=torch.float32, device=m.device)
+    k = torch.softmax(-x**2 / (2 * sigma**2), 0)
+    m = F.conv2d(F.pad(m, (r, r, 0, 0), mode='reflect'), k.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(m, (0, 0, r, r), mode='reflect'), k.view(1, 1, -1, 1))
+
+# %% ../nbs/08_memory.ipynb #20b36cba
 def anomaly_map(patch_scores:torch.Tensor, # B×h×w patch scores
                 size:tuple, # (H, W) of the input
-                sigma:float=4.0)->torch.Tensor:
-    "B×H×W anomaly maps: bilinear up-sampling then Gaussian smoothing (σ in pixels)."
-    m = F.interpolate(patch_scores[:, None].float(), size=size, mode='bilinear', align_corners=False)
-    if sigma > 0:
-        k = 2 * int(4 * sigma + 0.5) + 1
-        m = TF.gaussian_blur(m, [k, k], [sigma, sigma])
-    return m[:, 0]
+                sigma:float=4.0,
+                mode:str='bilinear')->torch.Tensor: # up-sampling: 'bilinear' or 'nearest' (PatchCore's)
+    "B×H×W anomaly maps: up-sampling then Gaussian smoothing (σ in pixels)."
+    m = F.interpolate(patch_scores[:, None].float(), size=size, mode=mode, **({'align_corners': False} if mode == 'bilinear' else {}))
+    return (gaussian_smooth(m, sigma) if sigma > 0 else m)[:, 0]

@@ -13,14 +13,48 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 import tocoad
 from .core import TocoadError, ToCoADConfig, save_json, load_json, atomic_write
-from .data import AnomalyDataset, ImageTransform, Sample, read_image
+from PIL import Image
+from .data import AnomalyDataset, ImageTransform, Sample, read_image, check_samples, expand_images
 from .backbone import FeatureExtractor, save_backbone
 from .training import Runtime, train_tocoad, initial_extractor, weight_change, feature_similarity
 from .memory import MemoryBank, patch_features, anomaly_map
 from .metrics import evaluate_scores
 
 # %% auto #0
-__all__ = ['MODEL_FORMAT', 'ToCoAD', 'predict', 'evaluate', 'save', 'load']
+__all__ = ['MODEL_FORMAT', 'FORMER_DEFAULTS', 'as_images', 'to_pil', 'as_samples', 'ToCoAD', 'predict', 'evaluate', 'save',
+           'load']
+
+# %% ../nbs/10_model.ipynb #9bc988cc
+def as_images(images)->list:
+    "A path, a folder, a glob, a PIL image, an H×W(×3) NumPy array, or a list of these: a flat list of paths and in-memory images."
+    out = []
+    for it in (images if isinstance(images, (list, tuple)) else [images]):
+        if isinstance(it, (Image.Image, np.ndarray)): out.append(it)
+        elif isinstance(it, (str, Path)): out += expand_images([str(it)])
+        else: raise TocoadError(f'cannot read an image from a {type(it).__name__}: give a path, a folder, a glob, a PIL image or a NumPy array')
+    if not out: raise TocoadError('no images given')
+    return out
+
+# %% ../nbs/10_model.ipynb #a00c64d8
+def to_pil(item)->Image.Image:
+    "An RGB PIL image from a path, a PIL image, or a NumPy array (uint8, or floats in [0, 1]; H×W, H×W×1, ×3 or ×4)."
+    if isinstance(item, Image.Image): return item.convert('RGB')
+    if not isinstance(item, np.ndarray): return read_image(Path(item))
+    a = item
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3, 4))): raise TocoadError(f'a NumPy image must be H×W or H×W×C with C in 1, 3, 4; got shape {a.shape}')
+    if a.dtype != np.uint8:
+        if a.dtype.kind == 'f' and np.nanmax(a) > 1.0: raise TocoadError(f'a float NumPy image must hold values in [0, 1], its largest is {np.nanmax(a):.3g}: divide by 255')
+        a = np.clip(np.nan_to_num(a.astype(np.float64)) * (255 if a.dtype.kind == 'f' else 1), 0, 255).round().astype(np.uint8)
+    return Image.fromarray(a[..., 0] if a.ndim == 3 and a.shape[2] == 1 else a).convert('RGB')
+
+# %% ../nbs/10_model.ipynb #f67a0f9c
+def as_samples(samples)->list[Sample]:
+    "Training images as `Sample`s: a list of them as it is; a folder, a glob or a list of paths as normal images."
+    if isinstance(samples, (str, Path)): samples = [samples]
+    samples = list(samples)
+    if samples and all(isinstance(s, Sample) for s in samples): return samples
+    if not all(isinstance(s, (str, Path)) for s in samples): raise TocoadError('fit takes Samples, or a folder, a glob or a list of image paths')
+    return [Sample(p, 0, 'good') for p in expand_images([str(s) for s in samples])]
 
 # %% ../nbs/10_model.ipynb #d2b210ce
 def _gather_in_order(x:torch.Tensor, rt:Runtime, n_total:int)->torch.Tensor:
@@ -39,7 +73,8 @@ class ToCoAD:
         self.cfg = cfg or ToCoADConfig()
         self.F = self.transform = None; self.history, self.timings, self.drift = [], {}, {}
         self.bank = MemoryBank(self.cfg.coreset_ratio, self.cfg.coreset_method, self.cfg.coreset_projection,
-                               self.cfg.reweight_b, self.cfg.knn_backend, self.cfg.seed)
+                               self.cfg.reweight_b, self.cfg.knn_backend, self.cfg.seed,
+                               self.cfg.knn_index, self.cfg.bank_dtype, greedy=self.cfg.coreset_greedy)
         self.rt = None
 
     def _runtime(self):
@@ -54,10 +89,14 @@ class ToCoAD:
         self.F = self._runtime().prepare(F).eval().requires_grad_(False)
         self.transform = ImageTransform(self.cfg.image_size, self.cfg.resize, self.cfg.crop, F.mean, F.std)
 
-    def fit(self, samples:list[Sample], # normal training images
+    def fit(self, samples, # normal training images: `Sample`s, or a folder, a glob or a list of image paths
             out_dir=None, # where stage checkpoints go (needed for resume)
-            resume:bool=False, progress:bool=True)->'ToCoAD':
+            resume:bool=False, progress:bool=True,
+            check:bool=True # open every image and mask first, so that an unusable one stops the fit before training
+           )->'ToCoAD':
         "Train the configured stages on `samples`, then build the memory bank."
+        samples = as_samples(samples)
+        if check: check_samples(samples)
         rt = self._runtime(); t0 = time.perf_counter()
         F, _, self.history = train_tocoad(self.cfg, samples, Path(out_dir)/'checkpoints' if out_dir else None, resume, progress, rt)
         self.timings['train_s'] = time.perf_counter() - t0
@@ -82,7 +121,8 @@ class ToCoAD:
         self.grid = tuple(feats.shape[-2:])
         flat = feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])
         t2 = time.perf_counter(); self.bank.fit(flat.to(rt.device), progress and rt.main)
-        self.timings.update(features_s=t2 - t1, coreset_s=time.perf_counter() - t2, n_patches=len(flat), bank_size=len(self.bank.bank))
+        self.timings.update(features_s=t2 - t1, coreset_s=time.perf_counter() - t2, n_patches=len(flat), bank_size=len(self.bank.bank),
+                             coreset_greedy=self.bank.selected_by, knn_index=self.bank.nn.index, knn_probe=getattr(self.bank.nn, 'probe', None), knn_probe_recall=self.bank.probe_recall)
         return self
 
     def _loader(self, ds, batch_size=None):
@@ -93,7 +133,7 @@ class ToCoAD:
         "B×C×h×w patch features of normalised images `x`."
         rt = self._runtime()
         with rt.autocast(): feats = self.F(rt.to(x))
-        return patch_features(feats, self.cfg.memory_layers, self.cfg.patch_size, self.cfg.feature_dim)
+        return patch_features(feats, self.cfg.memory_layers, self.cfg.patch_size, self.cfg.feature_dim, self.cfg.patch_pool_pad)
 
 # %% ../nbs/10_model.ipynb #13fe505c
 @torch.no_grad()
@@ -105,21 +145,27 @@ def _predict_tensor(self:ToCoAD, x:torch.Tensor)->dict:
     raw, s = self.bank.score(pf.permute(0, 2, 3, 1).reshape(-1, C))
     raw, s = raw.reshape(B, h, w), s.reshape(B, h, w)
     return dict(scores=s.flatten(1).max(1).values.cpu(), raw_scores=raw.flatten(1).max(1).values.cpu(),
-                maps=anomaly_map(s, (S, S), self.cfg.smoothing_sigma).cpu())
+                maps=anomaly_map(s if self.cfg.map_scores == 'reweighted' else raw, (S, S), self.cfg.smoothing_sigma, self.cfg.map_upsample).cpu())
 
-def predict(self:ToCoAD, images, # B×3×S×S normalised tensor, or a list of image paths
+def predict(self:ToCoAD, images, # a normalised B×3×S×S tensor, or what `as_images` reads: paths, folders, globs, PIL images, arrays
             batch_size:int|None=None)->dict:
-    "Image scores, raw (Eq. 8) image scores and anomaly maps (B×S×S) for `images`."
+    "Image scores, raw (Eq. 8) image scores and anomaly maps (B×S×S) for `images`, in the order given (folders sorted)."
     if self.F is None: raise TocoadError('the model is not fitted: call fit or ToCoAD.load first')
     if torch.is_tensor(images): return _predict_tensor(self, images)
-    paths = [Path(p) for p in images]
-    if not paths: raise TocoadError('no images to predict')
-    bs = batch_size or self.cfg.batch_size; outs = []
-    for i in range(0, len(paths), bs):
-        x = torch.stack([self.transform.normalize(self.transform.image(read_image(p))) for p in paths[i:i + bs]])
+    items = as_images(images); bs = batch_size or self.cfg.batch_size; outs = []
+    for i in range(0, len(items), bs):
+        x = torch.stack([self.transform.normalize(self.transform.image(to_pil(p))) for p in items[i:i + bs]])
         outs.append(_predict_tensor(self, x))
     return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
 ToCoAD.predict = predict
+
+# %% ../nbs/10_model.ipynb #0120aab8
+def _repr(self:ToCoAD)->str:
+    c, b = self.cfg, self.bank
+    bank = 'not fitted' if b.bank is None else f'bank {len(b.bank)}×{b.bank.shape[1]} {str(b.bank.dtype).split(".")[-1]}, search ' + (
+        f'ivf {b.nn.probe}/{len(b.cells[0])} cells' if b.cells else 'exact')
+    return f'ToCoAD(backbone={c.backbone!r}, stages={c.stages!r}, image_size={c.image_size}, memory_layers={list(c.memory_layers)}, {bank})'
+ToCoAD.__repr__ = _repr
 
 # %% ../nbs/10_model.ipynb #11cd13c1
 def evaluate(self:ToCoAD, samples:list[Sample], progress:bool=True)->dict:
@@ -140,6 +186,7 @@ ToCoAD.evaluate = evaluate
 
 # %% ../nbs/10_model.ipynb #ddcd9f51
 MODEL_FORMAT = 1
+FORMER_DEFAULTS = dict(patch_pool_pad='exclude')  # how a model saved before a field existed was built: it loads as it was saved
 
 def _check_model_json(info, where:Path):
     "Every key `load` reads is there, with the right type."
@@ -154,6 +201,11 @@ def _check_bank(t:dict, where:Path):
     k = t.get('bank_knn')
     if k is not None and (k.ndim != 2 or k.shape[0] != len(t['bank']) or k.is_floating_point() or (k.numel() and (k.min() < 0 or k.max() >= len(t['bank'])))):
         raise TocoadError(f'{where}: bank_knn does not index the bank ({tuple(k.shape)} for {len(t["bank"])} features): the model is corrupt; fit it again')
+    if 'ivf_centroids' in t:
+        c, off, p = t['ivf_centroids'], t.get('ivf_offsets'), t.get('ivf_probe')
+        ok = (off is not None and p is not None and c.ndim == 2 and c.shape[1] == t['bank'].shape[1] and bool(torch.isfinite(c).all()) and not off.is_floating_point()
+              and off.shape == (len(c) + 1,) and off[0] == 0 and off[-1] == len(t['bank']) and bool((off.diff() >= 0).all()) and p.numel() == 1 and 1 <= int(p) <= len(c))
+        if not ok: raise TocoadError(f'{where}: the search cells (ivf_centroids, ivf_offsets, ivf_probe) do not fit the bank: the model is corrupt; fit it again')
 
 def save(self:ToCoAD, path:str|Path)->Path:
     "Write the fitted model to folder `path` (JSON + safetensors)."
@@ -161,9 +213,7 @@ def save(self:ToCoAD, path:str|Path)->Path:
     if self.F is None: raise TocoadError('nothing to save: the model is not fitted')
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     save_backbone(self.F, path/'backbone.safetensors')
-    tensors = {'bank': self.bank.bank.cpu().contiguous()}
-    if self.bank.bank_knn is not None: tensors['bank_knn'] = self.bank.bank_knn.cpu().contiguous()
-    atomic_write(path/'bank.safetensors', save(tensors))
+    atomic_write(path/'bank.safetensors', save(self.bank.state()))
     save_json(path/'model.json', dict(format=MODEL_FORMAT, tocoad_version=tocoad.__version__, config=self.cfg.to_dict(),
                                       mean=list(self.F.mean), std=list(self.F.std), grid=list(self.grid),
                                       bank_shape=list(self.bank.bank.shape), timings=self.timings))
@@ -183,7 +233,7 @@ def load(cls, path:str|Path, device=None)->ToCoAD:
     if info.get('format') != MODEL_FORMAT:
         raise TocoadError(f'{path/"model.json"} has model format {info.get("format")!r}, this tocoad ({tocoad.__version__}) reads format {MODEL_FORMAT}; use the tocoad version that wrote it ({info.get("tocoad_version")})')
     _check_model_json(info, path/'model.json')
-    cfg = ToCoADConfig.from_dict({**info['config'], 'device': device if device is not None else info['config'].get('device')})
+    cfg = ToCoADConfig.from_dict({**FORMER_DEFAULTS, **info['config'], 'device': device if device is not None else info['config'].get('device')})
     m = cls(cfg)
     F = FeatureExtractor(cfg.backbone, str(path/'backbone.safetensors'), cfg.memory_layers)
     F.mean, F.std = tuple(info['mean']), tuple(info['std'])
@@ -194,7 +244,7 @@ def load(cls, path:str|Path, device=None)->ToCoAD:
         raise TocoadError(f'{path/"bank.safetensors"} does not match {path/"model.json"} (bank shape {info["bank_shape"]}); the folder mixes files of different models')
     _check_bank(t, path/'bank.safetensors')
     dev = m._runtime().device
-    m.bank.set_bank(t['bank'].to(dev), t['bank_knn'].to(dev) if 'bank_knn' in t else None)
+    m.bank.load_state(t, dev)
     m.grid, m.timings = tuple(info['grid']), info.get('timings', {})
     return m
 

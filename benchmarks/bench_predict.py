@@ -1,0 +1,87 @@
+"""Model-only prediction throughput, split by step, beside the bare backbone forward and (where installed) anomalib's PatchCore.
+
+Setting of issue 13: MVTec AD bottle, frozen features (`--train-stages none`), offline tf_efficientnet_lite0, 256 px
+without centre crop, coreset 10 %, b = 9, batch 32, test images preloaded as tensors. The fitted model is kept in
+`--work` so reruns only measure. Every figure is the median of `--repeats` passes over the same tensors, all in one
+run, so the ratios are comparable even on a noisy machine. The peer is anomalib's `PatchcoreModel` given *our* bank
+(same backbone, weights, tensors and bank size), so only its inference code differs.
+Usage: python benchmarks/bench_predict.py [--data ../shared/data/mvtec_ad] [--category bottle] [--threads 2]
+"""
+import argparse, importlib.util, os, statistics, sys, time, warnings
+from pathlib import Path
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+import torch
+
+def median_time(fn, batches, repeats):
+    "Median over `repeats` of the seconds one pass of `fn` over all `batches` takes (after one warm-up batch)."
+    fn(batches[0]); times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for b in batches: fn(b)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+def fitted_model(a):
+    from tocoad.core import preset
+    from tocoad.data import load_samples
+    from tocoad.model import ToCoAD
+    path = Path(a.work) / f'{a.category}-model'
+    if (path / 'model.json').is_file(): return ToCoAD.load(path, device='cpu')
+    cfg = preset('cpu', stages='none', crop=False, image_size=256, resize=256, coreset_ratio=0.1, reweight_b=9, device='cpu')
+    m = ToCoAD(cfg).fit(load_samples(a.data, a.category), progress=True)
+    return m.save(path) and m
+
+def peer_model(m):
+    "anomalib's PatchcoreModel with our backbone weights and our bank."
+    from anomalib.models.image.patchcore.torch_model import PatchcoreModel
+    p = PatchcoreModel(layers=['blocks.2', 'blocks.4'], backbone='tf_efficientnet_lite0', pre_trained=False, num_neighbors=9).eval()
+    fe = p.feature_extractor.feature_extractor
+    fe.load_state_dict({k: v for k, v in m.F.body.state_dict().items() if k in fe.state_dict()})
+    p.memory_bank = m.bank.bank.clone()
+    return p
+
+if __name__ == '__main__':
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--data', default=str(Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mvtec_ad'))
+    ap.add_argument('--category', default='bottle'); ap.add_argument('--work', default='runs/bench_predict')
+    ap.add_argument('--threads', type=int, default=2); ap.add_argument('--repeats', type=int, default=3); ap.add_argument('--batch', type=int, default=32)
+    a = ap.parse_args(); torch.set_num_threads(a.threads); warnings.simplefilter('ignore')
+    from tocoad.backbone import offline_classifier
+    from tocoad.data import load_samples, AnomalyDataset
+    from tocoad.memory import patch_features, anomaly_map, NearestNeighbours
+    m = fitted_model(a); cfg = m.cfg
+    ds = AnomalyDataset(load_samples(a.data, a.category, 'test'), m.transform)
+    x = torch.stack([ds[i]['image'] for i in range(len(ds))]); n = len(x)
+    batches = list(x.split(a.batch))
+    print(f'{a.category}: {n} test images {tuple(x.shape[1:])}, bank {tuple(m.bank.bank.shape)}, b = {cfg.reweight_b}, batch {a.batch}, '
+          f'{a.threads} threads, torch {torch.__version__}; median of {a.repeats} passes')
+
+    bare = offline_classifier()
+    feats = [m.F(b) for b in batches]; pfs = [patch_features(f, cfg.memory_layers, cfg.patch_size, cfg.feature_dim) for f in feats]
+    qs = [p.permute(0, 2, 3, 1).reshape(-1, p.shape[1]) for p in pfs]
+    grid = pfs[0].shape[-2:]; exact = NearestNeighbours(m.bank.bank)
+    steps = {}
+    with torch.inference_mode():
+        steps['bare timm forward (whole classifier)'] = median_time(bare, batches, a.repeats)
+        steps['backbone (F to layer 3)'] = median_time(m.F, batches, a.repeats)
+        steps['patch aggregation'] = median_time(lambda f: patch_features(f, cfg.memory_layers, cfg.patch_size, cfg.feature_dim), feats, a.repeats)
+        steps['neighbour search, exact (flat)'] = median_time(lambda q: exact.search(q, 1), qs, a.repeats)
+        steps[f'neighbour search, model ({m.bank.nn.index})'] = median_time(lambda q: m.bank.nn.search(q, 1), qs, a.repeats)
+        steps['bank scoring (search + Eq. 9)'] = median_time(m.bank.score, qs, a.repeats)
+        steps['map (up-sample + smooth)'] = median_time(lambda q: anomaly_map(q[:, 0].reshape(-1, *grid), tuple(x.shape[-2:]), cfg.smoothing_sigma), qs, a.repeats)
+        steps['tocoad predict (all of it)'] = ours = median_time(m.predict, batches, a.repeats)
+        if importlib.util.find_spec('anomalib') is not None:
+            peer = peer_model(m); steps['anomalib PatchcoreModel, same bank'] = median_time(peer, batches, a.repeats)
+        else: peer = None; print('(anomalib is not installed: pip install -e ".[bench]" for the peer figure)')
+    for k, s in steps.items(): print(f'  {k:40} {n / s:8.1f} images/s   {1000 * s / n:7.1f} ms/image')
+    if m.bank.nn.index == 'ivf':
+        found = torch.cat([m.bank.nn.search(q, 1)[0][:, 0] for q in qs]); ex = torch.cat([exact.search(q, 1)[0][:, 0] for q in qs])
+        print(f'ivf: {len(m.bank.cells[0])} cells, probe {m.bank.nn.probe} (calibrated recall {m.bank.probe_recall:.4f} on held-out training patches); '
+              f'on the {len(found)} test patches: exact neighbour found for {(found <= ex * (1 + 1e-5) + 1e-6).float().mean():.4f}, '
+              f'largest relative distance excess {((found - ex) / ex.clamp(min=1e-6)).max():.4f}')
+        samples = load_samples(a.data, a.category, 'test'); ivf_nn = m.bank.nn
+        r_ivf = m.evaluate(samples, progress=False); m.bank.nn = exact; r_flat = m.evaluate(samples, progress=False); m.bank.nn = ivf_nn
+        print('metrics with the ivf search vs the exact search: ' + ', '.join(f'{k} {r_ivf[k]:.4f} vs {r_flat[k]:.4f}' for k in ('image_auroc', 'pixel_auroc', 'pixel_aupro')))
+    fwd = steps['bare timm forward (whole classifier)']
+    print(f'predict / bare forward: {fwd / ours:.2f} (goal >= 0.6)')
+    if peer is not None: print(f'predict / anomalib: {steps["anomalib PatchcoreModel, same bank"] / ours:.2f} (goal >= 1.5)')

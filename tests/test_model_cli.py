@@ -189,3 +189,32 @@ def test_top_level_names_import_lazily():
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert r.stdout.split() == ['True', 'True', 'resnet18', 'True'], r.stderr[-1500:]
     with pytest.raises(AttributeError, match='no attribute'): import tocoad; tocoad.nothing_here
+
+def test_cli_predict_writes_decisions_on_one_colour_scale(fitted, toy, tmp_path):
+    import csv, numpy as np
+    from PIL import Image
+    m, path = fitted; t = m.thresholds
+    assert t and 0 < t['image'] and 0 < t['pixel'] and 'held-out' in t['rule']
+    imgs = sorted((toy / 'washer' / 'test').rglob('*.png'))
+    r = tocoad('predict', '--model', path, *imgs, '--out', tmp_path / 'all', '--quiet'); assert r.returncode == 0, r.stderr[-2000:]
+    good = next(p for p in imgs if p.parent.name == 'good')  # its map is weaker than the batch's strongest: a per-call scale would differ
+    r1 = tocoad('predict', '--model', path, good, '--out', tmp_path / 'one', '--quiet'); assert r1.returncode == 0, r1.stderr[-2000:]
+    rows = list(csv.DictReader(open(tmp_path / 'all' / 'scores.csv')))
+    ref = m.predict(imgs)
+    for row, s, d in zip(rows, ref['scores'], ref['is_defective']):
+        assert row['label'] == ('defective' if d else 'good') and abs(float(row['normalized_score']) - float(s) / t['image']) < 1e-4
+        mask = np.asarray(Image.open(tmp_path / 'all' / row['mask'])) > 0; mp = np.load(tmp_path / 'all' / row['map'])
+        assert mp.shape == (224, 224) and np.array_equal(mask, mp >= t['pixel'])  # the mask is the map at the pixel threshold
+    one = list(csv.DictReader(open(tmp_path / 'one' / 'scores.csv')))[0]
+    same = next(row for row in rows if Path(row['image']).resolve() == Path(one['image']).resolve())
+    a, b = (np.asarray(Image.open(d / x['heatmap']).convert('RGB')).astype(int) for d, x in ((tmp_path / 'one', one), (tmp_path / 'all', same)))
+    assert a.shape == b.shape and np.abs(a - b).max() <= 3  # alone or in a batch: the same picture (to float rounding)
+
+def test_cli_fit_without_a_test_split_sets_thresholds_and_says_so(toy, tmp_path):
+    import shutil
+    data = tmp_path / 'd'; shutil.copytree(toy / 'washer' / 'train', data / 'washer' / 'train')
+    r = tocoad('fit', '--data', data, '--category', 'washer', '--preset', 'cpu', '--train-stages', 'none', '--out', tmp_path / 'o', '--quiet')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert [l for l in r.stderr.splitlines() if 'evaluation skipped' in l] and 'image AUROC' not in r.stdout
+    metrics = load_json(tmp_path / 'o' / 'metrics.json')
+    assert metrics['thresholds']['image'] > 0 and ToCoAD.load(tmp_path / 'o' / 'model').thresholds == metrics['thresholds']

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, csv, glob, io, json, os, sys, time, warnings
 from pathlib import Path
-from .core import TocoadError, TocoadWarning, ToCoADConfig, PRESETS, PRESET_NOTES, STAGES, DATA_FORMATS, TOY_CATEGORIES, get_device, preset, parse_field, save_json, load_json, atomic_write
+from .core import TocoadError, TocoadWarning, ToCoADConfig, PRESETS, PRESET_NOTES, STAGES, DATA_FORMATS, TOY_CATEGORIES, get_device, preset, parse_field, warn, save_json, load_json, atomic_write
 from .ablation import AXES
 from typing import TYPE_CHECKING
 if TYPE_CHECKING: from tocoad.model import ToCoAD  # the commands import the heavy modules when they run: --help stays instant
@@ -100,13 +100,22 @@ def run_fit(data, category:str, fmt:str, cfg:ToCoADConfig, out, resume:bool=Fals
     from tocoad.data import load_samples, check_samples
     from tocoad.model import ToCoAD
     get_device(cfg.device)  # a device that does not exist is refused first
-    train, test = load_samples(data, category, 'train', fmt), load_samples(data, category, 'test', fmt)
-    check_samples(train + test, cfg.image_size)  # every image and mask, before the long work
+    train = load_samples(data, category, 'train', fmt)
+    try: test = load_samples(data, category, 'test', fmt)
+    except TocoadError as e:  # normal images only, as on a line: fit, set the thresholds, skip the evaluation
+        if 'test split is missing' not in str(e) and 'put test images in' not in str(e): raise
+        test = None
+    check_samples(train + (test or []), cfg.image_size)  # every image and mask, before the long work
     out = claim_out_dir(out, 'fit'); t0 = time.perf_counter()
     model = ToCoAD(cfg).fit(train, out_dir=out, resume=resume, progress=progress, check=False)  # checked above, test set too
     fit_s = time.perf_counter() - t0
     if not model._runtime().main: return {}
     model.save(out/'model')  # before evaluating: a failing evaluation never throws the training away
+    if test is None:
+        print(f'tocoad: note: {category} has no test split: evaluation skipped; the model and its thresholds are in {out/"model"}', file=sys.stderr)
+        metrics = dict(timings=dict(model.timings, fit_s=fit_s), category=category, data=str(data), format=fmt, config=cfg.to_dict(),
+                       thresholds=model.thresholds, notes=['no test split: not evaluated'])
+        save_json(out/'metrics.json', metrics); return metrics
     metrics = model.evaluate(test, progress=progress)
     metrics['timings'] = dict(model.timings, fit_s=fit_s, fit_images_per_s=len(train) / fit_s, predict_images_per_s=metrics.pop('predict_images_per_s'))
     metrics.update(category=category, data=str(data), format=fmt, config=cfg.to_dict())
@@ -151,34 +160,48 @@ def _fit(args):
     m = run_fit(args.data, args.category, args.format, config_from_args(args), args.out, args.resume, not args.quiet)
     if m:
         fmt = lambda v: 'undefined' if v is None else f'{v:.4f}'
-        print(f"{args.category}: image AUROC {fmt(m['image_auroc'])}, pixel AUROC {fmt(m.get('pixel_auroc'))}, AUPRO {fmt(m.get('pixel_aupro'))}")
+        if 'image_auroc' in m: print(f"{args.category}: image AUROC {fmt(m['image_auroc'])}, pixel AUROC {fmt(m.get('pixel_auroc'))}, AUPRO {fmt(m.get('pixel_aupro'))}")
         for n in m.get('notes', []): print('note:', n)
-        print(f'report: {(Path(args.out)/"report.md").resolve()}')
+        if (Path(args.out)/'report.md').is_file(): print(f'report: {(Path(args.out)/"report.md").resolve()}')
 
 # %% ../nbs/11_cli.ipynb #637d9294
 def _predict(args):
     import matplotlib; matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
     from tqdm.auto import tqdm
     from tocoad.data import read_image, expand_images
     from tocoad.model import ToCoAD
-    model = ToCoAD.load(args.model, device=args.device); paths = expand_images(args.images)
-    out = claim_out_dir(args.out, 'predict'); (out/'heatmaps').mkdir(exist_ok=True)
+    model = ToCoAD.load(args.model, device=args.device); paths = expand_images(args.images); t = model.thresholds
+    if not t: warn(f'{args.model} has no thresholds (saved by an older tocoad): labels and masks are left empty and each call scales its heatmaps; fit the model again')
+    out = claim_out_dir(args.out, 'predict')
+    for sub in ('heatmaps', 'masks', 'maps'): (out/sub).mkdir(exist_ok=True)
     good, skipped = [], []
     for p in paths:
         try: read_image(p); good.append(p)
         except TocoadError as e: skipped.append((p, str(e)))
     rows, names, bs = [], dict(zip(paths, unique_names(paths))), model.cfg.batch_size
     for k in tqdm(range(0, len(good), bs), desc='predict', unit='batch', disable=args.quiet):
-        batch = good[k:k + bs]; res = model.predict(batch); vmax = float(res['maps'].max())
-        for p, s, r, m in zip(batch, res['scores'], res['raw_scores'], res['maps']):
-            im = model.transform.image(read_image(p)).permute(1, 2, 0)
-            fig, ax = plt.subplots(figsize=(3, 3)); ax.imshow(im); ax.imshow(m, cmap='jet', alpha=0.5, vmin=0, vmax=vmax); ax.axis('off')
-            _savefig(fig, out/'heatmaps'/f'{names[p]}.png'); rows.append([str(p), f'{float(s):.6f}', f'{float(r):.6f}', f'heatmaps/{names[p]}.png'])
-    _write_csv(out/'scores.csv', ['image', 'score', 'raw_score', 'heatmap'], rows)
+        batch = good[k:k + bs]; res = model.predict(batch)
+        vmax = 2 * t['pixel'] if t else float(res['maps'].max())  # one colour scale for the model: the pixel threshold is its middle
+        for j, p in enumerate(batch):
+            n, m = names[p], res['maps'][j]
+            fig, ax = plt.subplots(figsize=(3.6, 3)); ax.imshow(model.transform.image(read_image(p)).permute(1, 2, 0)); ax.axis('off')
+            fig.colorbar(ax.imshow(m, cmap='jet', alpha=0.5, vmin=0, vmax=vmax), ax=ax, fraction=0.046, label='anomaly score')
+            _savefig(fig, out/'heatmaps'/f'{n}.png')
+            buf = io.BytesIO(); np.save(buf, m.numpy()); atomic_write(out/'maps'/f'{n}.npy', buf.getvalue())
+            row = [str(p), 'unknown', f'{float(res["scores"][j]):.6f}', '', f'{float(res["raw_scores"][j]):.6f}', f'heatmaps/{n}.png', '', f'maps/{n}.npy']
+            if t:
+                buf = io.BytesIO(); Image.fromarray(res['pred_masks'][j].numpy().astype(np.uint8) * 255).save(buf, 'PNG'); atomic_write(out/'masks'/f'{n}.png', buf.getvalue())
+                row[1], row[3], row[6] = 'defective' if res['is_defective'][j] else 'good', f'{float(res["normalized_scores"][j]):.6f}', f'masks/{n}.png'
+            rows.append(row)
+    _write_csv(out/'scores.csv', ['image', 'label', 'score', 'normalized_score', 'raw_score', 'heatmap', 'mask', 'map'], rows)
     if skipped: _write_csv(out/'skipped.csv', ['image', 'reason'], [[str(p), why] for p, why in skipped])
-    for r in rows: print(f"{r[1][:6]}  {r[0]}")
-    print(f'{len(rows)} image(s) scored' + (f', {len(skipped)} skipped as unreadable (see {out/"skipped.csv"})' if skipped else '') + f'; scores and heatmaps in {out.resolve()}')
+    for r in rows: print(f"{r[1]:9}  {r[2][:6]}  {r[0]}")
+    n_bad = sum(r[1] == 'defective' for r in rows)
+    print(f'{len(rows)} image(s) scored' + (f', {len(skipped)} skipped as unreadable (see {out/"skipped.csv"})' if skipped else '') +
+          (f'; {n_bad} defective at the threshold' if t else '') + f'; scores, masks, maps and heatmaps in {out.resolve()}')
 
 def _write_csv(path:Path, header:list, rows:list):
     buf = io.StringIO(); w = csv.writer(buf); w.writerow(header); w.writerows(rows); atomic_write(path, buf.getvalue())

@@ -152,6 +152,9 @@ class ToCoADConfig:
     map_scores:str = 'reweighted' # the map from Eq. 9's scores (the paper) or 'raw' Eq. 8 distances (PatchCore); the image score is Eq. 9's either way
     map_upsample:str = 'bilinear' # patch grid to pixels: 'bilinear' or 'nearest' (PatchCore)
     smoothing_sigma:float = 4.0 # Gaussian smoothing of the up-sampled anomaly map
+    threshold_holdout:float = 0.1 # share of training images held out of a first bank to set the thresholds (0: none) (ours)
+    threshold_quantile:float = 0.99 # image threshold: this quantile of the held-out normal images' scores (ours)
+    pixel_threshold_quantile:float = 0.999 # pixel threshold: this quantile of their map values (ours)
     device:str|None = None # None: CUDA if available
 
     def __post_init__(self):
@@ -175,6 +178,8 @@ class ToCoADConfig:
         need(self.patch_pool_pad in ('exclude', 'include'), 'patch_pool_pad', "'exclude' or 'include'")
         need(self.map_scores in ('reweighted', 'raw'), 'map_scores', "'reweighted' or 'raw'")
         need(self.map_upsample in ('bilinear', 'nearest'), 'map_upsample', "'bilinear' or 'nearest'")
+        need(0 <= self.threshold_holdout < 1, 'threshold_holdout', 'a number in [0, 1)')
+        need(0 < self.threshold_quantile <= 1 and 0 < self.pixel_threshold_quantile <= 1, 'threshold_quantile', 'a number in (0, 1]')
         need(0 <= self.lam <= 1, 'lam', 'a number in [0, 1]')
         need(0 < self.coreset_ratio <= 1, 'coreset_ratio', 'a number in (0, 1]')
         need(0 < self.perlin_threshold < 1, 'perlin_threshold', 'a number in (0, 1)')

@@ -11,8 +11,8 @@ from sklearn.metrics import roc_auc_score, roc_curve, precision_recall_curve
 from .core import TocoadError
 
 # %% auto #0
-__all__ = ['MVTEC_TEXTURES', 'auroc', 'f1_max', 'aupro', 'evaluate_scores', 'results_table', 'plot_roc', 'plot_score_hist',
-           'plot_heatmaps']
+__all__ = ['MVTEC_TEXTURES', 'auroc', 'f1_max', 'best_f1_threshold', 'aupro', 'evaluate_scores', 'results_table', 'plot_roc',
+           'plot_score_hist', 'plot_heatmaps']
 
 # %% ../nbs/09_metrics.ipynb #2c26d234
 def _as_np(x): return x.detach().float().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
@@ -30,6 +30,15 @@ def f1_max(y_true, y_score)->float|None:
     if not y.any(): return None
     p, r, _ = precision_recall_curve(y, s)
     return float(np.max(2 * p * r / np.clip(p + r, 1e-12, None)))
+
+# %% ../nbs/09_metrics.ipynb #aa5591be
+def best_f1_threshold(y_true, y_score)->tuple:
+    "(threshold, F1): the score threshold whose decision `score >= threshold` reaches the maximum F1 (None, None without positives)."
+    y, s = _as_np(y_true).ravel().astype(bool), _as_np(y_score).ravel()
+    if not y.any(): return None, None
+    p, r, t = precision_recall_curve(y, s)
+    f1 = 2 * p[:-1] * r[:-1] / np.clip(p[:-1] + r[:-1], 1e-12, None); k = int(np.argmax(f1))
+    return float(t[k]), float(f1[k])
 
 # %% ../nbs/09_metrics.ipynb #ce91f059
 def aupro(masks, maps, max_fpr:float=0.3, steps:int=300)->float|None:

@@ -18,11 +18,11 @@ from .data import AnomalyDataset, ImageTransform, Sample, read_image, check_samp
 from .backbone import FeatureExtractor, save_backbone
 from .training import Runtime, train_tocoad, initial_extractor, weight_change, feature_similarity
 from .memory import MemoryBank, patch_features, anomaly_map
-from .metrics import evaluate_scores
+from .metrics import evaluate_scores, best_f1_threshold
 
 # %% auto #0
-__all__ = ['MODEL_FORMAT', 'FORMER_DEFAULTS', 'as_images', 'to_pil', 'as_samples', 'ToCoAD', 'predict', 'evaluate', 'save',
-           'load']
+__all__ = ['MODEL_FORMAT', 'FORMER_DEFAULTS', 'as_images', 'to_pil', 'as_samples', 'bank_from_config', 'ToCoAD', 'predict',
+           'evaluate', 'calibrate', 'save', 'load']
 
 # %% ../nbs/10_model.ipynb #9bc988cc
 def as_images(images)->list:
@@ -56,6 +56,12 @@ def as_samples(samples)->list[Sample]:
     if not all(isinstance(s, (str, Path)) for s in samples): raise TocoadError('fit takes Samples, or a folder, a glob or a list of image paths')
     return [Sample(p, 0, 'good') for p in expand_images([str(s) for s in samples])]
 
+# %% ../nbs/10_model.ipynb #70cc6619
+def bank_from_config(cfg:ToCoADConfig)->MemoryBank:
+    "The empty `MemoryBank` that `cfg` describes (coreset, Eq. 9's b, search, dtype)."
+    return MemoryBank(cfg.coreset_ratio, cfg.coreset_method, cfg.coreset_projection, cfg.reweight_b, cfg.knn_backend, cfg.seed,
+                      cfg.knn_index, cfg.bank_dtype, greedy=cfg.coreset_greedy)
+
 # %% ../nbs/10_model.ipynb #d2b210ce
 def _gather_in_order(x:torch.Tensor, rt:Runtime, n_total:int)->torch.Tensor:
     "All ranks' rows (rank r holds items r, r+world, ...) gathered back into the original item order."
@@ -72,9 +78,7 @@ class ToCoAD:
     def __init__(self, cfg:ToCoADConfig|None=None):
         self.cfg = cfg or ToCoADConfig()
         self.F = self.transform = None; self.history, self.timings, self.drift = [], {}, {}
-        self.bank = MemoryBank(self.cfg.coreset_ratio, self.cfg.coreset_method, self.cfg.coreset_projection,
-                               self.cfg.reweight_b, self.cfg.knn_backend, self.cfg.seed,
-                               self.cfg.knn_index, self.cfg.bank_dtype, greedy=self.cfg.coreset_greedy)
+        self.bank, self.thresholds = bank_from_config(self.cfg), None
         self.rt = None
 
     def _runtime(self):
@@ -118,7 +122,7 @@ class ToCoAD:
         mine = Subset(ds, range(rt.rank, len(ds), rt.world))
         feats = torch.cat([self.patch_features(b['image']).cpu() for b in tqdm(self._loader(mine), desc='memory features', disable=not (progress and rt.main), leave=False)])
         feats = _gather_in_order(feats.to(rt.device), rt, len(ds))
-        self.grid = tuple(feats.shape[-2:])
+        self.grid = tuple(feats.shape[-2:]); self.thresholds = self.holdout_thresholds(feats)
         flat = feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])
         t2 = time.perf_counter(); self.bank.fit(flat.to(rt.device), progress and rt.main)
         self.timings.update(features_s=t2 - t1, coreset_s=time.perf_counter() - t2, n_patches=len(flat), bank_size=len(self.bank.bank),
@@ -135,6 +139,22 @@ class ToCoAD:
         with rt.autocast(): feats = self.F(rt.to(x))
         return patch_features(feats, self.cfg.memory_layers, self.cfg.patch_size, self.cfg.feature_dim, self.cfg.patch_pool_pad)
 
+# %% ../nbs/10_model.ipynb #b2e3e2b7
+def _holdout_thresholds(self:ToCoAD, feats:torch.Tensor)->dict|None:
+    "Image and pixel thresholds from held-out training images, scored against a first bank of the others (None when too few)."
+    c = self.cfg; n = len(feats); k = int(round(c.threshold_holdout * n))
+    if k < 1 or n - k < 1: return None
+    held = torch.linspace(0, n - 1, k).round().long().unique(); rest = torch.ones(n, dtype=torch.bool); rest[held] = False
+    C, h, w = feats.shape[1:]; flat = lambda f: f.permute(0, 2, 3, 1).reshape(-1, C)
+    raw, s = bank_from_config(c).fit(flat(feats[rest.to(feats.device)])).score(flat(feats[held.to(feats.device)]))
+    s, raw = s.reshape(-1, h, w), raw.reshape(-1, h, w)
+    scores = s.flatten(1).max(1).values.cpu().numpy()
+    maps = anomaly_map(s if c.map_scores == 'reweighted' else raw, (c.image_size, c.image_size), c.smoothing_sigma, c.map_upsample).cpu().numpy()
+    return dict(image=float(np.quantile(scores, c.threshold_quantile)), pixel=float(np.quantile(maps, c.pixel_threshold_quantile)),
+                rule=f'quantiles {c.threshold_quantile} (image) and {c.pixel_threshold_quantile} (pixel) of {len(held)} held-out normal training images',
+                held_out_scores=[float(v) for v in scores])
+ToCoAD.holdout_thresholds = _holdout_thresholds
+
 # %% ../nbs/10_model.ipynb #13fe505c
 @torch.no_grad()
 def _predict_tensor(self:ToCoAD, x:torch.Tensor)->dict:
@@ -144,8 +164,11 @@ def _predict_tensor(self:ToCoAD, x:torch.Tensor)->dict:
     pf = self.patch_features(x); B, C, h, w = pf.shape
     raw, s = self.bank.score(pf.permute(0, 2, 3, 1).reshape(-1, C))
     raw, s = raw.reshape(B, h, w), s.reshape(B, h, w)
-    return dict(scores=s.flatten(1).max(1).values.cpu(), raw_scores=raw.flatten(1).max(1).values.cpu(),
-                maps=anomaly_map(s if self.cfg.map_scores == 'reweighted' else raw, (S, S), self.cfg.smoothing_sigma, self.cfg.map_upsample).cpu())
+    out = dict(scores=s.flatten(1).max(1).values.cpu(), raw_scores=raw.flatten(1).max(1).values.cpu(),
+               maps=anomaly_map(s if self.cfg.map_scores == 'reweighted' else raw, (S, S), self.cfg.smoothing_sigma, self.cfg.map_upsample).cpu())
+    if self.thresholds:  # the decisions: 1.0 is the threshold
+        t = self.thresholds; out.update(is_defective=out['scores'] >= t['image'], normalized_scores=out['scores'] / t['image'], pred_masks=out['maps'] >= t['pixel'])
+    return out
 
 def predict(self:ToCoAD, images, # a normalised B×3×S×S tensor, or what `as_images` reads: paths, folders, globs, PIL images, arrays
             batch_size:int|None=None)->dict:
@@ -164,7 +187,8 @@ def _repr(self:ToCoAD)->str:
     c, b = self.cfg, self.bank
     bank = 'not fitted' if b.bank is None else f'bank {len(b.bank)}×{b.bank.shape[1]} {str(b.bank.dtype).split(".")[-1]}, search ' + (
         f'ivf {b.nn.probe}/{len(b.cells[0])} cells' if b.cells else 'exact')
-    return f'ToCoAD(backbone={c.backbone!r}, stages={c.stages!r}, image_size={c.image_size}, memory_layers={list(c.memory_layers)}, {bank})'
+    th = f", thresholds image {self.thresholds['image']:.4g} pixel {self.thresholds['pixel']:.4g}" if self.thresholds else ''
+    return f'ToCoAD(backbone={c.backbone!r}, stages={c.stages!r}, image_size={c.image_size}, memory_layers={list(c.memory_layers)}, {bank}{th})'
 ToCoAD.__repr__ = _repr
 
 # %% ../nbs/10_model.ipynb #11cd13c1
@@ -183,6 +207,20 @@ def evaluate(self:ToCoAD, samples:list[Sample], progress:bool=True)->dict:
     res['predict_images_per_s'] = len(ds) / dt
     return res
 ToCoAD.evaluate = evaluate
+
+# %% ../nbs/10_model.ipynb #3dfa7335
+def calibrate(self:ToCoAD, samples:list[Sample], progress:bool=False)->dict:
+    "Set the image and pixel thresholds at F1-max on labelled validation `samples` (good and defective; masks for the pixel threshold)."
+    self.evaluate(samples, progress); ev = self.last_eval
+    ti, fi = best_f1_threshold(ev['labels'], ev['scores'])
+    if ti is None: raise TocoadError('calibrate needs defective images among the samples: F1 is undefined without them')
+    has = ev['has_mask'].bool()
+    tp, fp = best_f1_threshold(ev['masks'][has], ev['maps'][has]) if has.any() else (None, None)
+    if tp is None and not self.thresholds: raise TocoadError('calibrate found no defect pixels and the model has no pixel threshold: give images with masks')
+    self.thresholds = dict(image=ti, pixel=tp if tp is not None else self.thresholds['pixel'],
+                           rule=f'F1-max on {len(samples)} labelled images (image F1 {fi:.3f}' + (f', pixel F1 {fp:.3f})' if fp is not None else ')'))
+    return self.thresholds
+ToCoAD.calibrate = calibrate
 
 # %% ../nbs/10_model.ipynb #ddcd9f51
 MODEL_FORMAT = 1
@@ -216,7 +254,7 @@ def save(self:ToCoAD, path:str|Path)->Path:
     atomic_write(path/'bank.safetensors', save(self.bank.state()))
     save_json(path/'model.json', dict(format=MODEL_FORMAT, tocoad_version=tocoad.__version__, config=self.cfg.to_dict(),
                                       mean=list(self.F.mean), std=list(self.F.std), grid=list(self.grid),
-                                      bank_shape=list(self.bank.bank.shape), timings=self.timings))
+                                      bank_shape=list(self.bank.bank.shape), timings=self.timings, thresholds=self.thresholds))
     return path
 
 @classmethod
@@ -246,6 +284,10 @@ def load(cls, path:str|Path, device=None)->ToCoAD:
     dev = m._runtime().device
     m.bank.load_state(t, dev)
     m.grid, m.timings = tuple(info['grid']), info.get('timings', {})
+    t = info.get('thresholds')
+    if t is not None and not (isinstance(t, dict) and all(isinstance(t.get(k), (int, float)) and t[k] > 0 for k in ('image', 'pixel'))):
+        raise TocoadError(f'{path/"model.json"}: thresholds {t!r} are not two positive numbers: the file was edited; fit or calibrate again')
+    m.thresholds = t
     return m
 
 ToCoAD.save, ToCoAD.load = save, load

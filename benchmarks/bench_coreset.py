@@ -11,13 +11,14 @@ Usage: python benchmarks/bench_coreset.py [--cases bottle noise large] [--device
 """
 import argparse, json, os, resource, subprocess, sys, time
 from pathlib import Path
+from tocoad.core import data_root
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import torch
 
 def features(case, a):
     "N×152 patch features of a case, computed once and kept in --work."
     path = Path(a.work) / f'{case}.safetensors'
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
     if path.is_file(): return path
     from tocoad.backbone import FeatureExtractor
     from tocoad.memory import patch_features
@@ -58,7 +59,7 @@ def select(feat_path, method, device, threads, out):
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser()
-    ap.add_argument('--data', default=str(Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mvtec_ad'))
+    ap.add_argument('--data', default=str(data_root('mvtec_ad')))
     ap.add_argument('--cases', nargs='+', default=['bottle', 'noise', 'large']); ap.add_argument('--work', default='runs/bench_coreset')
     ap.add_argument('--device', default='cpu'); ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--select', nargs=3, help=argparse.SUPPRESS)

@@ -1,25 +1,24 @@
 """Coreset, nearest-neighbour and scoring speed and memory (prints figures; not a test)."""
-import os, resource, statistics, sys, time, tracemalloc
+import os, resource, statistics, time, tracemalloc
 from pathlib import Path
-import numpy as np
 import torch
+from tocoad.core import data_root
 from tocoad.memory import greedy_coreset, greedy_coreset_simple, NearestNeighbours, MemoryBank, covering_radius
 
 torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', os.cpu_count())))
-MVTEC = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mvtec_ad'
+MVTEC = data_root('mvtec_ad')
 
 def patch_bank(n, dim=1536, seed=0):
     "n × dim patch features with the structure of real ones: bottle features of the offline backbone (repeated past 164k), lifted to `dim` by a fixed random linear map."
     cache = Path('/tmp/tocoad_bottle_feats.pt')
     if not cache.exists():
         from tocoad.core import preset
-        from tocoad.data import load_samples, AnomalyDataset
+        from tocoad.data import load_samples
         from tocoad.model import ToCoAD
         from tocoad.backbone import FeatureExtractor
-        cfg = preset('cpu', stages='none', device='cpu'); m = ToCoAD(cfg); m._set_extractor(FeatureExtractor(cfg.backbone, cfg.weights))
-        ds = AnomalyDataset(load_samples(MVTEC, 'bottle'), m.transform)
-        f = torch.cat([m.patch_features(b['image']) for b in m._loader(ds)]); torch.save(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]), cache)
-    base = torch.load(cache); g = torch.Generator().manual_seed(seed)
+        cfg = preset('cpu', stages='none', device='cpu'); m = ToCoAD(cfg).use_extractor(FeatureExtractor(cfg.backbone, cfg.weights))
+        f = m.features(load_samples(MVTEC, 'bottle')); torch.save(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]), cache)
+    base = torch.load(cache, weights_only=True); g = torch.Generator().manual_seed(seed)
     idx = torch.arange(n) % len(base)
     lift = torch.randn(base.shape[1], dim, generator=g) / base.shape[1] ** 0.5
     return base[idx] @ lift
@@ -41,8 +40,8 @@ if __name__ == '__main__':
         print(f'{n:>7} × 1536 -> {k:>6}: pruned greedy {dt:6.1f} s   (features {x.numel() * 4 / 2**20:.0f} MB; process peak RSS {peak_rss_mb():.0f} MB)')
         if n == 50_000:
             t = time.perf_counter(); ref = greedy_coreset_simple(x, k, 128); dts = time.perf_counter() - t
-            from tocoad.memory import _project
-            xp = _project(x, 128, torch.Generator().manual_seed(0))  # the space both loops ran in
+            from tocoad.memory import random_projection
+            xp = random_projection(x, 128, torch.Generator().manual_seed(0))  # the space both loops ran in
             same = (ref == idx).float().mean().item()
             print(f'{"":>7}   textbook greedy {dts:6.1f} s   speed-up {dts / dt:.1f}×   identical picks {same:.0%} (they part at float32 near-ties)')
             print(f'{"":>7}   covering radius (Eq. 7): pruned {covering_radius(xp, idx):.4f}, textbook {covering_radius(xp, ref):.4f}')

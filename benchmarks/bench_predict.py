@@ -7,8 +7,9 @@ run, so the ratios are comparable even on a noisy machine. The peer is anomalib'
 (same backbone, weights, tensors and bank size), so only its inference code differs.
 Usage: python benchmarks/bench_predict.py [--data ../shared/data/mvtec_ad] [--category bottle] [--threads 2]
 """
-import argparse, importlib.util, os, statistics, sys, time, warnings
+import argparse, importlib.util, os, statistics, time, warnings
 from pathlib import Path
+from tocoad.core import data_root
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import torch
 
@@ -42,7 +43,7 @@ def peer_model(m):
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser()
-    ap.add_argument('--data', default=str(Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mvtec_ad'))
+    ap.add_argument('--data', default=str(data_root('mvtec_ad')))
     ap.add_argument('--category', default='bottle'); ap.add_argument('--work', default='runs/bench_predict')
     ap.add_argument('--threads', type=int, default=2); ap.add_argument('--repeats', type=int, default=3); ap.add_argument('--batch', type=int, default=32)
     a = ap.parse_args(); torch.set_num_threads(a.threads); warnings.simplefilter('ignore')

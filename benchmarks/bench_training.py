@@ -4,8 +4,8 @@ Usage: python benchmarks/bench_training.py [--preset cpu] [--data ROOT --categor
 """
 import argparse, statistics, time
 import torch
-from tocoad.core import preset
-from tocoad.data import load_samples, make_toy_dataset, AnomalyDataset, ImageTransform
+from tocoad.core import preset, hw
+from tocoad.data import load_samples, make_toy_dataset, AnomalyDataset
 from tocoad.training import Runtime
 from tocoad.model import ToCoAD
 from _stages import time_stages, peak_mb
@@ -22,13 +22,13 @@ def main():
     else: samples = load_samples(make_toy_dataset('/tmp/tocoad_bench_toy', categories=('washer',)), 'washer')
     samples = samples[:a.images]
     rt = Runtime(cfg.device, cfg.amp)
-    print(f'device {rt.device}, preset {a.preset}, backbone {cfg.backbone}, {cfg.image_size} px, batch {cfg.batch_size}, {len(samples)} images')
+    print(f'device {rt.device}, preset {a.preset}, backbone {cfg.backbone}, {'x'.join(map(str, hw(cfg.image_size)))} px, batch {cfg.batch_size}, {len(samples)} images')
     for name, dt, steps, loss, mb in time_stages(cfg, samples, rt):
         print(f'{name:>9}: {len(samples) / dt:7.2f} images/s  ({dt:.1f} s for one epoch)   peak memory {mb:.0f} MB')
-    base = AnomalyDataset(samples, ImageTransform(cfg.image_size, cfg.resize, cfg.crop), normalize=False)
     m = ToCoAD(cfg.replace(stages='none')); t = time.perf_counter(); m.fit(samples, progress=False); dt = time.perf_counter() - t
     print(f' bank fit: {len(samples) / dt:7.2f} images/s  (features + coreset {dt:.1f} s)   peak memory {peak_mb(rt):.0f} MB')
-    x = torch.stack([m.transform.normalize(base[i]['image']) for i in range(min(16, len(base)))])
+    test = AnomalyDataset(samples[:16], m.transform)  # normalised with the backbone's own statistics
+    x = torch.stack([test[i]['image'] for i in range(len(test))])
     ts = []
     for _ in range(3):
         t = time.perf_counter(); m.predict(x)

@@ -4,8 +4,8 @@ Runs WideResNet50 (random init: the GPU machine has no model hub) and the offlin
 step times, images/s and peak GPU memory. Usage: python benchmarks/gpu_check.py [--data ../shared/data/mvtec_ad]
 """
 import argparse, time
-from pathlib import Path
 import torch
+from tocoad.core import data_root
 from tocoad.core import preset
 from tocoad.data import load_samples
 from tocoad.model import ToCoAD
@@ -23,7 +23,7 @@ def run(cfg, samples, test):
           f'peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB')
 
 if __name__ == '__main__':
-    ap = argparse.ArgumentParser(); ap.add_argument('--data', default=str(Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mvtec_ad'))
+    ap = argparse.ArgumentParser(); ap.add_argument('--data', default=str(data_root('mvtec_ad')))
     a = ap.parse_args()
     assert torch.cuda.is_available(), 'no CUDA device: this script is for a GPU machine'
     print(torch.cuda.get_device_name(), torch.__version__)

@@ -17,6 +17,7 @@ Usage: python benchmarks/peer_anomalib.py [--data ../shared/data/mvtec_ad] [--ca
 """
 import argparse, importlib.util, os, sys, time, warnings
 from pathlib import Path
+from tocoad.core import data_root
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import torch
 
@@ -70,7 +71,7 @@ def run_peer(x_train, x_test, weights):
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser()
-    ap.add_argument('--data', default=str(Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mvtec_ad'))
+    ap.add_argument('--data', default=str(data_root('mvtec_ad')))
     ap.add_argument('--category', default='bottle'); ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--texture', action='store_true'); ap.add_argument('--work', default='runs/peer')
     a = ap.parse_args(); torch.set_num_threads(a.threads)

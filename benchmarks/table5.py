@@ -10,6 +10,7 @@ fit time and peak RSS, how far stage II moved F, and whether the spread is large
 """
 import argparse, json, os, resource, subprocess, sys, time
 from pathlib import Path
+from tocoad.core import data_root
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +59,7 @@ def summary(results:list)->str:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--data', default=str(ROOT.parent / 'shared' / 'data' / 'mvtec_ad'))
+    ap.add_argument('--data', default=str(data_root('mvtec_ad')))
     ap.add_argument('--category', default='bottle')
     ap.add_argument('--preset', default='cpu')
     ap.add_argument('--rows', nargs='+', default=['none', 'ncl', 'dnp+ncl'], choices=['none', 'ncl', 'dnp+ncl'])

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-MVTEC = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mvtec_ad'
-needs_mvtec = pytest.mark.skipif(not (MVTEC / 'bottle').is_dir(), reason=f'real MVTec AD data not found at {MVTEC} (only on machines that have ../shared/data)')
+from tocoad.core import data_root
+MVTEC = data_root('mvtec_ad')  # $TOCOAD_DATA, else shared/data beside the project
+needs_mvtec = pytest.mark.skipif(not (MVTEC / 'bottle').is_dir(), reason=f'real MVTec AD data not found at {MVTEC} (set TOCOAD_DATA, or put it in shared/data beside the project)')
 
 def write_image(path, size=(40, 40), seed=0, mode='RGB', ext=None):
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)

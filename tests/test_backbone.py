@@ -1,6 +1,5 @@
 """Feature extractor weights: the offline ImageNet weights are real; missing weights fail fast and say how to fix it."""
 import time
-import numpy as np
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF

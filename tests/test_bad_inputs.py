@@ -126,7 +126,8 @@ def test_odd_inputs_get_one_warning_line_each(world, tmp_path):
     r = tocoad(*_fit(data, tmp_path / 'o', '--train-stages', 'none'))
     assert r.returncode == 0, r.stderr[-2000:]
     warns = [l for l in r.stderr.splitlines() if l.startswith('tocoad: warning:')]
-    for words in ('transparency', 'far from square', 'different sizes', '0/1 values'): assert sum(words in w for w in warns) == 1, (words, warns)
+    for words in ('transparency', "far from the input's aspect", 'different sizes', '0/1 values'): assert sum(words in w for w in warns) == 1, (words, warns)
+    assert any('image_size=64x320 keeps its aspect' in w for w in warns), '\n'.join(warns)  # 200 x 40 (width x height) at the tiny preset's 64 px: the input that keeps it
 
 def test_help_answers_without_torch():
     r = subprocess.run([sys.executable, '-c', 'import sys; from tocoad.cli import build_parser; build_parser().format_help(); print("torch" in sys.modules)'],

@@ -1,11 +1,9 @@
 """Dataset readers for every layout, and the errors a user sees for bad input."""
 import warnings
-from pathlib import Path
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from conftest import MVTEC, needs_mvtec, write_image, write_mask
+from conftest import MVTEC, needs_mvtec, write_mask
 from tocoad.core import TocoadError
 from tocoad.data import load_samples, AnomalyDataset, ImageTransform, make_toy_dataset, TOY_DEFECTS
 

@@ -1,6 +1,5 @@
 """Two CPU processes under torchrun (gloo): identical weights on both ranks, and the same memory bank as one process."""
 import subprocess, sys, textwrap
-from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file

@@ -25,4 +25,4 @@ def test_notebook_opens_with_title_and_summary_and_is_small(nb):
     cells = json.loads(nb.read_text())['cells']
     first = ''.join(cells[0]['source'])
     assert cells[0]['cell_type'] == 'markdown' and first.startswith('# ') and '\n> ' in first, first[:120]
-    assert nb.stat().st_size < 1.5 * 2**20
+    assert nb.stat().st_size <= 350 * 1024, f"{nb.name} is {nb.stat().st_size // 1024} KB: smaller figures (dpi, fewer panels) keep it under 350 KB"

@@ -110,7 +110,7 @@ def test_cli_fit_none_leaves_F_and_reports_no_drift(toy, tmp_path):
     assert 'drift' not in load_json(tmp_path / 'run' / 'metrics.json') and not (tmp_path / 'run' / 'drift.png').exists()
 
 def test_a_failing_evaluation_keeps_the_trained_model(toy, tmp_path, monkeypatch):
-    from tocoad.cli import run_fit
+    from tocoad.run import run_fit
     def broken(self, samples, progress=True): raise RuntimeError('evaluation broke')
     monkeypatch.setattr(ToCoAD, 'evaluate', broken)
     with pytest.raises(RuntimeError, match='evaluation broke'):
@@ -218,3 +218,35 @@ def test_cli_fit_without_a_test_split_sets_thresholds_and_says_so(toy, tmp_path)
     assert [l for l in r.stderr.splitlines() if 'evaluation skipped' in l] and 'image AUROC' not in r.stdout
     metrics = load_json(tmp_path / 'o' / 'metrics.json')
     assert metrics['thresholds']['image'] > 0 and ToCoAD.load(tmp_path / 'o' / 'model').thresholds == metrics['thresholds']
+
+def test_a_long_part_keeps_its_aspect_and_its_thin_crack(tmp_path):
+    "A tall toy rod with a hairline crack near one end: at native aspect (320 x 128) every crack outscores every good"
+    "image; squashed into 128 x 128 the crack is under a pixel high and is found less often. Saved, loaded and exported, it keeps its shape."
+    import numpy as np, onnxruntime as ort
+    from sklearn.metrics import roc_auc_score
+    from tocoad.data import AnomalyDataset
+    from tocoad.memory import NearestNeighbours
+    root = make_toy_dataset(tmp_path / 'toy', categories=('rod',), n_train=10, n_test_good=8, n_test_defect=6, size=128)
+    train, test = load_samples(root, 'rod'), load_samples(root, 'rod', 'test')
+    found, auc = {}, {}
+    for name, size in (('native', (320, 128)), ('squashed', 128)):
+        m = ToCoAD(preset('cpu', stages='none', device='cpu', image_size=size, crop=False)).fit(train, progress=False)
+        m.evaluate(test, progress=False); ev = m.last_eval
+        sc, d = ev['scores'].numpy(), np.array(ev['defects']); keep = (d == 'good') | (d == 'crack')
+        auc[name] = roc_auc_score(d[keep] == 'crack', sc[keep]); found[name] = (sc[d == 'crack'] > sc[d == 'good'].max()).mean()
+        if name == 'native': native = m; assert ev['maps'].shape[1:] == ev['masks'].shape[1:] == (320, 128)
+    assert auc['native'] >= 0.95 and found['native'] >= 0.8, (auc, found)
+    assert auc['native'] > auc['squashed'] and found['native'] > found['squashed'], (auc, found)
+    back = ToCoAD.load(native.save(tmp_path / 'model'))
+    assert back.cfg.image_size == (320, 128) and 'image_size=(320, 128)' in repr(back)
+    crack = [s.path for s in test if s.defect == 'crack'][:2]
+    a, b = native.predict(crack), back.predict(crack)
+    assert a['maps'].shape == (2, 320, 128); torch.testing.assert_close(a['maps'], b['maps'])
+    r = tocoad('export', '--model', tmp_path / 'model', '--out', tmp_path / 'rod.onnx'); assert r.returncode == 0, r.stderr[-2000:]
+    assert 'B×3×320×128' in r.stdout
+    x = torch.stack([AnomalyDataset(test, back.transform)[i]['image'] for i in range(3)])
+    scores, maps = ort.InferenceSession(str(tmp_path / 'rod.onnx'), providers=['CPUExecutionProvider']).run(None, {'image': x.numpy()})
+    back.bank.nn = NearestNeighbours(back.bank.bank); exact = back.predict(x)  # the graph searches exactly
+    assert maps.shape == (3, 320, 128)
+    np.testing.assert_allclose(scores, exact['scores'].numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(maps, exact['maps'].numpy(), rtol=1e-3, atol=1e-3)

@@ -1,6 +1,5 @@
 """The method on real data: MVTec AD bottle, offline ImageNet backbone, CPU preset, frozen baseline (Table 5, first row)."""
 import warnings
-import pytest
 from conftest import MVTEC, needs_mvtec
 from tocoad.core import preset
 from tocoad.data import load_samples

@@ -1,6 +1,6 @@
 """The notebooks render as documentation without Quarto: nbconvert to HTML shows their figures, and a headless
 Chromium screenshot of a rendered page shows real pixels (skipped, with the reason, where Chromium is absent)."""
-import base64, io, shutil, subprocess
+import shutil, subprocess
 from pathlib import Path
 import numpy as np
 import pytest

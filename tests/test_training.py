@@ -1,7 +1,5 @@
 """Stages I and II on CPU with a tiny backbone: learning, frozen parts, reproducibility, resume, safe checkpoints."""
-import shutil
 import numpy as np
-from pathlib import Path
 import pytest
 import torch
 import tocoad.training as training

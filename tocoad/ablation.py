@@ -4,9 +4,9 @@
 
 # %% ../nbs/10a_ablation.ipynb #49f9bab4
 from __future__ import annotations
-import json
 from pathlib import Path
-from .core import TocoadError, ToCoADConfig, STAGES, save_json, atomic_write
+from .core import TocoadError, ToCoADConfig, STAGES, GENERATORS, CL_METHODS, NEG_LOSSES, atomic_write, load_json
+from .run import claim_out_dir, run_fit
 
 # %% auto #0
 __all__ = ['AXES', 'PAPER_TABLE', 'AXIS_STAGES', 'ablation_settings', 'run_ablation', 'write_ablation']
@@ -15,11 +15,11 @@ __all__ = ['AXES', 'PAPER_TABLE', 'AXIS_STAGES', 'ablation_settings', 'run_ablat
 AXES = {
     'layers': {'4': dict(cl_layers=('layer4',)), '2+3': dict(cl_layers=('layer2', 'layer3')), '2+4': dict(cl_layers=('layer2', 'layer4')),
                '2+3+4': dict(cl_layers=('layer2', 'layer3', 'layer4')), '3+4': dict(cl_layers=('layer3', 'layer4'))},
-    'stages': {'none': dict(stages='none'), 'ncl': dict(stages='ncl'), 'dnp+ncl': dict(stages='dnp+ncl')},
-    'lambda': {f'{lam} {loss}': dict(lam=lam, neg_loss=loss) for lam in (0.1, 0.2, 0.5, 0.8, 0.9) for loss in ('ce', 'focal')},
-    'generator': {g: dict(generator=g) for g in ('cutpaste', 'nsa', 'perlin')},
+    'stages': {s: dict(stages=s) for s in STAGES},
+    'lambda': {f'{lam} {loss}': dict(lam=lam, neg_loss=loss) for lam in (0.1, 0.2, 0.5, 0.8, 0.9) for loss in sorted(NEG_LOSSES)},
+    'generator': {g: dict(generator=g) for g in sorted(GENERATORS)},
     'concat': {'concat': dict(cl_concat=True), 'no concat': dict(cl_concat=False)},
-    'cl-method': {'simsiam': dict(cl_method='simsiam'), 'byol': dict(cl_method='byol')},
+    'cl-method': {m: dict(cl_method=m) for m in CL_METHODS},
 }
 PAPER_TABLE = {'layers': 4, 'stages': 5, 'lambda': 6, 'generator': 7, 'concat': 8, 'cl-method': 9}
 # the stages under which an axis changes anything: G and λ act through D (stage I), C's settings through stage II
@@ -37,8 +37,6 @@ def ablation_settings(axis:str, values:list|None=None)->dict:
 # %% ../nbs/10a_ablation.ipynb #dc361a98
 def run_ablation(data, category:str, axis:str, base:ToCoADConfig, out, fmt:str='mvtec', values:list|None=None, progress:bool=True)->list:
     "Fit and evaluate `base` with each setting of `axis`; writes runs, `ablation.csv`, `ablation.md` and `ablation.png` to `out`."
-    from tocoad.cli import claim_out_dir, run_fit
-    from tocoad.core import load_json
     settings = ablation_settings(axis, values)
     if base.stages not in AXIS_STAGES[axis]:  # refuse before any work: every row would be the same run
         raise TocoadError(f"the {axis} axis has no effect with stages={base.stages!r} (it acts under {' or '.join(AXIS_STAGES[axis])}); use --train-stages {AXIS_STAGES[axis][-1]}")
@@ -52,6 +50,7 @@ def run_ablation(data, category:str, axis:str, base:ToCoADConfig, out, fmt:str='
     write_ablation(rows, out, category)
     return rows
 
+# %% ../nbs/10a_ablation.ipynb #bf0bdacb
 def write_ablation(rows:list, out:Path, category:str):
     "`ablation.csv`, `ablation.md` (percent, best in bold) and `ablation.png` (seaborn bars) for `rows`."
     import pandas as pd, seaborn as sns, matplotlib.pyplot as plt

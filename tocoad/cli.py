@@ -4,31 +4,14 @@
 
 # %% ../nbs/11_cli.ipynb #713e7c06
 from __future__ import annotations
-import argparse, csv, glob, io, json, os, sys, time, warnings
+import argparse, csv, io, os, sys, warnings
 from pathlib import Path
-from .core import TocoadError, TocoadWarning, ToCoADConfig, PRESETS, PRESET_NOTES, STAGES, DATA_FORMATS, TOY_CATEGORIES, get_device, preset, parse_field, warn, save_json, load_json, atomic_write
+from .core import TocoadError, TocoadWarning, ToCoADConfig, PRESETS, PRESET_NOTES, STAGES, DATA_FORMATS, TOY_CATEGORIES, DEMO_CATEGORIES, EXPORT_FORMATS, hw, resize_hw, preset, parse_field, warn, load_json, atomic_write
 from .ablation import AXES
-from typing import TYPE_CHECKING
-if TYPE_CHECKING: from tocoad.model import ToCoAD  # the commands import the heavy modules when they run: --help stays instant
+from .run import claim_out_dir, run_fit, save_figure
 
 # %% auto #0
-__all__ = ['MARKER', 'claim_out_dir', 'parse_overrides', 'config_from_args', 'write_report', 'run_fit', 'unique_names',
-           'build_parser', 'one_line', 'main']
-
-# %% ../nbs/11_cli.ipynb #5b27e055
-MARKER = 'tocoad_output.json'
-
-def claim_out_dir(path:str|Path, command:str)->Path:
-    "Create or reuse output folder `path` for `command`; refuse a non-empty folder that tocoad did not write, or one it cannot write."
-    path = Path(path)
-    if path.exists() and not path.is_dir(): raise TocoadError(f'--out {path} is a file, not a folder')
-    if path.is_dir() and any(path.iterdir()) and not (path/MARKER).is_file():
-        raise TocoadError(f'--out {path} already holds files that tocoad did not write; choose a new or empty folder')
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        save_json(path/MARKER, load_json(path/MARKER) if (path/MARKER).is_file() else {'command': command, 'created': time.strftime('%Y-%m-%d %H:%M:%S')})
-    except OSError as e: raise TocoadError(f'--out {path} cannot be written ({e.strerror or e}); choose a folder you can write to') from None
-    return path
+__all__ = ['parse_overrides', 'config_from_args', 'unique_names', 'build_parser', 'one_line', 'main']
 
 # %% ../nbs/11_cli.ipynb #5afac17b
 def parse_overrides(items:list[str])->dict:
@@ -41,87 +24,12 @@ def parse_overrides(items:list[str])->dict:
         except TocoadError as e: raise TocoadError(f'--set {e}') from None
     return out
 
+# %% ../nbs/11_cli.ipynb #caddc40b
 def config_from_args(args)->ToCoADConfig:
     kw = parse_overrides(getattr(args, 'set', None))
     if getattr(args, 'train_stages', None): kw['stages'] = args.train_stages
     if getattr(args, 'device', None): kw['device'] = args.device
     return preset(args.preset, **kw)
-
-# %% ../nbs/11_cli.ipynb #f4f090bd
-def _savefig(fig, path):
-    import matplotlib.pyplot as plt
-    fig.savefig(path, dpi=80, bbox_inches='tight'); plt.close(fig)
-
-def write_report(out:Path, category:str, metrics:dict, model:ToCoAD)->Path:
-    "Figures and `report.md` for one fitted and evaluated category."
-    import matplotlib; matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt, numpy as np
-    from tocoad.data import read_image
-    from tocoad.metrics import plot_roc, plot_score_hist, plot_heatmaps
-    from tocoad.training import plot_history, plot_drift
-    ev, tfm = model.last_eval, model.transform
-    labels, scores = ev['labels'].numpy(), ev['scores'].numpy()
-    figs = []
-    if 0 < labels.sum() < len(labels):
-        fig, axs = plt.subplots(1, 2, figsize=(6.4, 2.8)); plot_roc(labels, scores, axs[0]); plot_score_hist(labels, scores, axs[1])
-        _savefig(fig, out/'scores.png'); figs.append(('Image scores', 'scores.png'))
-    defects = np.array(ev['defects']); pick = []
-    for d in sorted(set(defects) - {'good'}): pick += list(np.where(defects == d)[0][np.argsort(-scores[defects == d])][:2])
-    pick = pick[:6] + list(np.where(defects == 'good')[0][np.argsort(-scores[defects == 'good'])][:1])
-    ims = [tfm.image(read_image(ev['paths'][i])).permute(1, 2, 0) for i in pick]
-    fig = plot_heatmaps(ims, [ev['masks'][i] for i in pick], [ev['maps'][i] for i in pick],
-                        [f"{ev['defects'][i]} {scores[i]:.2f}" for i in pick], vmax=float(np.quantile(ev['maps'].numpy(), 0.999)), size=1.5)
-    _savefig(fig, out/'heatmaps.png'); figs.append(('Heatmaps (image, ground truth, anomaly map)', 'heatmaps.png'))
-    if model.history:
-        ax = plot_history(model.history); _savefig(np.atleast_1d(ax)[0].figure, out/'losses.png'); figs.append(('Training losses', 'losses.png'))
-    if model.drift:
-        axs = plot_drift(model.drift['weight_change'], model.drift['feature_cosine']); _savefig(axs[0].figure, out/'drift.png')
-        figs.append(('How far training moved F', 'drift.png'))
-    fmt = lambda v: '–' if v is None else f'{v:.4f}'
-    lines = [f'# ToCoAD on {category}', '', f"Stages: `{model.cfg.stages}`, backbone `{model.cfg.backbone}` ({model.cfg.weights}), "
-             f"{model.cfg.image_size} px, coreset {model.cfg.coreset_ratio:.0%} ({metrics['timings'].get('bank_size')} of {metrics['timings'].get('n_patches')} patches).", '',
-             '| metric | value |', '|---|---|']
-    lines += [f'| {k} | {fmt(metrics.get(k))} |' for k in ('image_auroc', 'pixel_auroc', 'pixel_aupro', 'image_f1_max', 'pixel_f1_max')]
-    lines += ['', '| defect | image AUROC |', '|---|---|'] + [f'| {d} | {fmt(v)} |' for d, v in metrics.get('per_defect', {}).items()]
-    lines += ['', '| timing | value |', '|---|---|'] + [f'| {k} | {v:.2f} |' if isinstance(v, float) else f'| {k} | {v} |' for k, v in metrics['timings'].items()]
-    if model.drift:
-        lines += ['', '| how far training moved F | ' + ' | '.join(model.drift['weight_change']) + ' |', '|---|' + '---|' * len(model.drift['weight_change']),
-                  '| relative weight change | ' + ' | '.join(f'{v:.2%}' for v in model.drift['weight_change'].values()) + ' |',
-                  '', '| features of 8 training images, before vs after | ' + ' | '.join(model.drift['feature_cosine']) + ' |', '|---|' + '---|' * len(model.drift['feature_cosine']),
-                  '| mean cosine similarity | ' + ' | '.join(f'{v:.4f}' for v in model.drift['feature_cosine'].values()) + ' |']
-    if metrics.get('notes'): lines += ['', '**Notes:** ' + '; '.join(metrics['notes'])]
-    for title, f in figs: lines += ['', f'## {title}', '', f'![{title}]({f})']
-    lines += ['', '## Config', '', '```json', json.dumps(model.cfg.to_dict(), indent=1), '```', '']
-    return atomic_write(out/'report.md', '\n'.join(lines))
-
-# %% ../nbs/11_cli.ipynb #ccca0d1c
-def run_fit(data, category:str, fmt:str, cfg:ToCoADConfig, out, resume:bool=False, progress:bool=True)->dict:
-    "Fit on `category`'s train split, evaluate on its test split, write model, metrics and report to `out`."
-    from tocoad.data import load_samples, check_samples
-    from tocoad.model import ToCoAD
-    get_device(cfg.device)  # a device that does not exist is refused first
-    train = load_samples(data, category, 'train', fmt)
-    try: test = load_samples(data, category, 'test', fmt)
-    except TocoadError as e:  # normal images only, as on a line: fit, set the thresholds, skip the evaluation
-        if 'test split is missing' not in str(e) and 'put test images in' not in str(e): raise
-        test = None
-    check_samples(train + (test or []), cfg.image_size)  # every image and mask, before the long work
-    out = claim_out_dir(out, 'fit'); t0 = time.perf_counter()
-    model = ToCoAD(cfg).fit(train, out_dir=out, resume=resume, progress=progress, check=False)  # checked above, test set too
-    fit_s = time.perf_counter() - t0
-    if not model._runtime().main: return {}
-    model.save(out/'model')  # before evaluating: a failing evaluation never throws the training away
-    if test is None:
-        print(f'tocoad: note: {category} has no test split: evaluation skipped; the model and its thresholds are in {out/"model"}', file=sys.stderr)
-        metrics = dict(timings=dict(model.timings, fit_s=fit_s), category=category, data=str(data), format=fmt, config=cfg.to_dict(),
-                       thresholds=model.thresholds, notes=['no test split: not evaluated'])
-        save_json(out/'metrics.json', metrics); return metrics
-    metrics = model.evaluate(test, progress=progress)
-    metrics['timings'] = dict(model.timings, fit_s=fit_s, fit_images_per_s=len(train) / fit_s, predict_images_per_s=metrics.pop('predict_images_per_s'))
-    metrics.update(category=category, data=str(data), format=fmt, config=cfg.to_dict())
-    if model.drift: metrics['drift'] = model.drift
-    save_json(out/'metrics.json', metrics); write_report(out, category, metrics, model)
-    return metrics
 
 # %% ../nbs/11_cli.ipynb #4bbc4e54
 def unique_names(paths:list[Path])->list[str]:
@@ -136,14 +44,17 @@ def unique_names(paths:list[Path])->list[str]:
 
 # %% ../nbs/11_cli.ipynb #9d43cb74
 def _demo(args):
-    from tocoad.data import make_toy_dataset
+    from tocoad.data import make_toy_dataset, image_size_for, load_samples
     from tocoad.metrics import results_table
     out = claim_out_dir(args.out, 'demo')
     data = make_toy_dataset(out/'data', categories=args.categories)
     results = {}
     for cat in args.categories:
-        print(f'[demo] {cat}: fitting ToCoAD ({args.preset} preset, stages {args.train_stages or "dnp+ncl"}) ...', flush=True)
-        results[cat] = run_fit(data, cat, 'mvtec', config_from_args(args), out/cat, progress=not args.quiet)
+        cfg = config_from_args(args)
+        if 'image_size' not in parse_overrides(args.set):  # a long part (the rod) keeps its aspect
+            cfg = cfg.replace(image_size=image_size_for(load_samples(data, cat), short=min(hw(cfg.image_size))))
+        print(f'[demo] {cat}: fitting ToCoAD ({args.preset} preset, stages {args.train_stages or "dnp+ncl"}, input {"x".join(map(str, hw(cfg.image_size)))}) ...', flush=True)
+        results[cat] = run_fit(data, cat, 'mvtec', cfg, out/cat, progress=not args.quiet)
         print(f"[demo] {cat}: image AUROC {results[cat]['image_auroc']:.3f}, pixel AUROC {results[cat]['pixel_auroc']:.3f}, "
               f"AUPRO {results[cat]['pixel_aupro']:.3f} ({results[cat]['timings']['fit_s']:.0f} s)", flush=True)
     table = results_table(results, textures=('brick', 'gravel'))
@@ -151,11 +62,13 @@ def _demo(args):
                  '\n'.join(f'- [{c}]({c}/report.md)' for c in args.categories) + '\n')
     print(table); print(f'[demo] report: {(out/"report.md").resolve()}')
 
+# %% ../nbs/11_cli.ipynb #57c13669
 def _make_toy(args):
     from tocoad.data import make_toy_dataset
     out = make_toy_dataset(args.out, categories=args.categories, n_train=args.n_train, size=args.size, seed=args.seed)
     print(f'toy dataset (MVTec AD layout) in {out.resolve()}: categories {", ".join(args.categories)}')
 
+# %% ../nbs/11_cli.ipynb #653f09e8
 def _fit(args):
     m = run_fit(args.data, args.category, args.format, config_from_args(args), args.out, args.resume, not args.quiet)
     if m:
@@ -187,9 +100,9 @@ def _predict(args):
         vmax = 2 * t['pixel'] if t else float(res['maps'].max())  # one colour scale for the model: the pixel threshold is its middle
         for j, p in enumerate(batch):
             n, m = names[p], res['maps'][j]
-            fig, ax = plt.subplots(figsize=(3.6, 3)); ax.imshow(model.transform.image(read_image(p)).permute(1, 2, 0)); ax.axis('off')
+            fig, ax = plt.subplots(figsize=(0.6 + 3 * m.shape[1] / max(m.shape), 3 * m.shape[0] / max(m.shape))); ax.imshow(model.transform.image(read_image(p)).permute(1, 2, 0)); ax.axis('off')
             fig.colorbar(ax.imshow(m, cmap='jet', alpha=0.5, vmin=0, vmax=vmax), ax=ax, fraction=0.046, label='anomaly score')
-            _savefig(fig, out/'heatmaps'/f'{n}.png')
+            save_figure(fig, out/'heatmaps'/f'{n}.png')
             buf = io.BytesIO(); np.save(buf, m.numpy()); atomic_write(out/'maps'/f'{n}.npy', buf.getvalue())
             row = [str(p), 'unknown', f'{float(res["scores"][j]):.6f}', '', f'{float(res["raw_scores"][j]):.6f}', f'heatmaps/{n}.png', '', f'maps/{n}.npy']
             if t:
@@ -203,6 +116,7 @@ def _predict(args):
     print(f'{len(rows)} image(s) scored' + (f', {len(skipped)} skipped as unreadable (see {out/"skipped.csv"})' if skipped else '') +
           (f'; {n_bad} defective at the threshold' if t else '') + f'; scores, masks, maps and heatmaps in {out.resolve()}')
 
+# %% ../nbs/11_cli.ipynb #44dcc867
 def _write_csv(path:Path, header:list, rows:list):
     buf = io.StringIO(); w = csv.writer(buf); w.writerow(header); w.writerows(rows); atomic_write(path, buf.getvalue())
 
@@ -211,10 +125,10 @@ def _export(args):
     from tocoad.export import export_onnx
     from tocoad.model import ToCoAD
     if Path(args.out).exists(): raise TocoadError(f'{args.out} exists: remove it or choose another --out; nothing was written')
-    model = ToCoAD.load(args.model, device='cpu'); S = model.cfg.image_size
+    model = ToCoAD.load(args.model, device='cpu'); S = 'x'.join(map(str, hw(model.cfg.image_size)))  # height x width
     path = export_onnx(model, args.out, args.opset)
-    print(f'ONNX graph in {path.resolve()}: input "image" B×3×{S}×{S}, RGB in [0, 1] normalised with mean {tuple(model.F.mean)} and std {tuple(model.F.std)} '
-          f'(resize {model.cfg.resize}, {"centre crop " + str(S) if model.cfg.crop else "no crop"}); outputs "score" (B) and "map" (B×{S}×{S}); '
+    print(f'ONNX graph in {path.resolve()}: input "image" B×3×{S.replace("x", "×")}, RGB in [0, 1] normalised with mean {tuple(model.F.mean)} and std {tuple(model.F.std)} '
+          f'(resize {"x".join(map(str, resize_hw(model.cfg.image_size, model.cfg.resize)))}, {"centre crop " + str(S) if model.cfg.crop else "no crop"}); outputs "score" (B) and "map" (B×{S.replace("x", "×")}); '
           f'exact neighbour search over {len(model.bank.bank)} bank vectors')
 
 # %% ../nbs/11_cli.ipynb #fe86cda2
@@ -223,10 +137,12 @@ def _ablate(args):
     run_ablation(args.data, args.category, args.axis, config_from_args(args), args.out, args.format, args.values, progress=not args.quiet)
     print((Path(args.out)/'ablation.md').read_text()); print(f'table and plot: {Path(args.out).resolve()}')
 
+# %% ../nbs/11_cli.ipynb #573722ed
 def _same_config(saved, cfg:ToCoADConfig)->bool:
     try: return isinstance(saved, dict) and ToCoADConfig.from_dict(saved) == cfg
     except TocoadError: return False
 
+# %% ../nbs/11_cli.ipynb #e48e63bb
 def _benchmark(args):
     from tocoad.data import load_samples
     from tocoad.metrics import results_table
@@ -257,14 +173,14 @@ def build_parser()->argparse.ArgumentParser:
         q.add_argument('--format', default='mvtec', choices=DATA_FORMATS, help='dataset layout (default mvtec)')
     d = sub.add_parser('demo', help='run the whole method on the embedded toy dataset and write a report')
     d.add_argument('--out', default='tocoad_demo', help='output folder (default tocoad_demo)')
-    d.add_argument('--categories', nargs='+', default=list(TOY_CATEGORIES), choices=TOY_CATEGORIES, help='toy categories to run (default all)')
+    d.add_argument('--categories', nargs='+', default=list(DEMO_CATEGORIES), choices=TOY_CATEGORIES, help=f'toy categories to run (default {" ".join(DEMO_CATEGORIES)}; rod is a long part, run at its own aspect)')
     common(d, 'cpu')
     data = sub.add_parser('data', help='dataset tools').add_subparsers(dest='data_command', required=True)
     t = data.add_parser('make-toy', help='write the embedded toy dataset (MVTec AD layout)')
     t.add_argument('--out', required=True, help='folder to write the dataset into')
     t.add_argument('--categories', nargs='+', default=list(TOY_CATEGORIES), choices=TOY_CATEGORIES, help='categories to write (default all)')
     t.add_argument('--n-train', type=int, default=60, help='training images per category (default 60)')
-    t.add_argument('--size', type=int, default=256, help='image side in pixels (default 256)')
+    t.add_argument('--size', type=int, default=256, help='image side in pixels, the width of a long part (default 256)')
     t.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
     f = sub.add_parser('fit', help='train on a category, evaluate, write model, metrics.json and report.md')
     data_args(f); f.add_argument('--category', required=True, help='category (sub-folder) of the dataset')
@@ -279,7 +195,7 @@ def build_parser()->argparse.ArgumentParser:
     ex = sub.add_parser('export', help='write a saved model as one ONNX graph: image tensor to image score and anomaly map')
     ex.add_argument('--model', required=True, help='model folder written by fit (RUN/model)')
     ex.add_argument('--out', required=True, help='the .onnx file to write (never overwritten)')
-    ex.add_argument('--format', default='onnx', choices=['onnx'], help='export format (default onnx)')
+    ex.add_argument('--format', default=EXPORT_FORMATS[0], choices=EXPORT_FORMATS, help='export format (default onnx)')
     ex.add_argument('--opset', type=int, default=17, help='ONNX opset version (default 17)')
     b = sub.add_parser('benchmark', help='fit several categories and print a Table 1-style table')
     data_args(b); b.add_argument('--categories', nargs='+', required=True, help='categories to fit, one after another')
@@ -298,6 +214,7 @@ def one_line(e:BaseException)->str:
     if 'Original Traceback' in msg: msg = msg.splitlines()[-1].split('TocoadError: ', 1)[-1]
     return msg
 
+# %% ../nbs/11_cli.ipynb #538c5542
 def main(argv=None):
     "Entry point of the `tocoad` console script."
     args = build_parser().parse_args(argv)

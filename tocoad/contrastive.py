@@ -21,6 +21,7 @@ def projector(c_in:int, dim:int=2048)->nn.Sequential:
                          nn.Linear(dim, dim, bias=False), nn.BatchNorm1d(dim), nn.ReLU(inplace=True),
                          nn.Linear(dim, dim, bias=False), nn.BatchNorm1d(dim, affine=False))
 
+# %% ../nbs/06_contrastive.ipynb #239382a5
 def predictor(dim:int=2048, layers:int=1)->nn.Module:
     "The predictor: one linear layer (the paper's), or SimSiam's 2-layer bottleneck MLP."
     if layers == 1: return nn.Linear(dim, dim)
@@ -50,6 +51,7 @@ class ContrastiveHead(nn.Module):
         zs = [proj(v) for proj, v in zip(self.projectors, self.pooled(feats))]
         return [(pred(z), z) for pred, z in zip(self.predictors, zs)]
 
+# %% ../nbs/06_contrastive.ipynb #9c9bfe6e
 def contrastive_loss(outputs:list, # per view: the head's [(p, z)] per group
                      targets:list|None=None # per view: [z] per group from a target network (BYOL); None: SimSiam
                     )->torch.Tensor:

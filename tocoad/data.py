@@ -4,20 +4,21 @@
 
 # %% ../nbs/01_data.ipynb #5025d2d1
 from __future__ import annotations
-import csv, glob, json, math, warnings
+import csv, glob, math
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFilter, UnidentifiedImageError
+from PIL import Image, ImageDraw, UnidentifiedImageError
 from torch.utils.data import Dataset
 import torchvision.transforms.v2.functional as TF
-from .core import TocoadError, warn, DATA_FORMATS, TOY_CATEGORIES, save_json, load_json
+from .core import TocoadError, warn, hw, resize_hw, DATA_FORMATS, TOY_CATEGORIES, save_json, load_json
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'FORMATS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'TOY_DEFECTS', 'Sample', 'list_images', 'mvtec_samples',
-           'visa_samples', 'btad_samples', 'folder_samples', 'load_samples', 'read_image', 'ImageTransform',
-           'AnomalyDataset', 'check_samples', 'expand_images', 'make_toy_dataset']
+__all__ = ['IMAGE_EXTS', 'FORMATS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'TOY_DEFECTS', 'TOY_ASPECT', 'Sample', 'list_images',
+           'mvtec_samples', 'visa_samples', 'btad_samples', 'folder_samples', 'load_samples', 'read_image',
+           'ImageTransform', 'AnomalyDataset', 'size_for_aspect', 'image_size_for', 'check_samples', 'expand_images',
+           'toy_hw', 'make_toy_dataset']
 
 # %% ../nbs/01_data.ipynb #93187db9
 IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff'}
@@ -30,6 +31,7 @@ class Sample:
     defect:str
     mask_path:Path|None = None
 
+# %% ../nbs/01_data.ipynb #0219a618
 def list_images(folder:Path, # Folder to list (not recursive)
                 what:str='images' # What the folder should hold, for the error message
                )->list[Path]:
@@ -54,6 +56,7 @@ def _category_dir(root, category, fmt):
         raise TocoadError(f'unknown category {category!r} in {root}; found: {", ".join(cats) or "no categories"}')
     return d
 
+# %% ../nbs/01_data.ipynb #5b0235cf
 def mvtec_samples(root, # Folder holding the categories, e.g. `mvtec_ad`
                   category:str, # e.g. 'bottle'
                   split:str='train' # 'train' or 'test'
@@ -75,7 +78,7 @@ def mvtec_samples(root, # Folder holding the categories, e.g. `mvtec_ad`
 # %% ../nbs/01_data.ipynb #56f3ce47
 def visa_samples(root, category:str, split:str='train')->list[Sample]:
     "The samples of one VisA category and split, from `split_csv/1cls.csv`."
-    d = _category_dir(root, category, 'VisA'); root = Path(root)
+    _category_dir(root, category, 'VisA'); root = Path(root)  # the category must exist
     csv_path = root/'split_csv'/'1cls.csv'
     if not csv_path.is_file(): raise TocoadError(f'{csv_path} is missing: VisA needs its split file split_csv/1cls.csv from the original release')
     res = []
@@ -119,6 +122,7 @@ def folder_samples(root, category:str, split:str='train')->list[Sample]:
     if not res: raise TocoadError(f'{d/"test"} holds no test images')
     return res
 
+# %% ../nbs/01_data.ipynb #0d2a6a1b
 FORMATS = dict(zip(DATA_FORMATS, (mvtec_samples, visa_samples, btad_samples, folder_samples)))  # names from core, for the CLI's choices
 
 def load_samples(root, category:str, split:str='train', fmt:str='mvtec')->list[Sample]:
@@ -150,6 +154,7 @@ def _open(path:Path)->Image.Image:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise TocoadError(f'{path} is not a readable image ({type(e).__name__}: {e}); replace or remove the file') from None
 
+# %% ../nbs/01_data.ipynb #e04e941e
 def read_image(path:Path, mode:str='RGB')->Image.Image:
     "Open an image fully (16-bit scaled to 8 bit), with an error naming the file when it is unreadable."
     return _eight_bit(_open(path), path).convert(mode)
@@ -157,32 +162,34 @@ def read_image(path:Path, mode:str='RGB')->Image.Image:
 # %% ../nbs/01_data.ipynb #d21a5d5e
 class ImageTransform:
     "Resize (and centre-crop) images and masks the same way; normalise images."
-    def __init__(self, image_size:int=224, # Side of the network input
-                 resize:int=256, # Resize to this first (when crop=True)
+    def __init__(self, image_size:int|tuple=224, # Network input: a square's side, or (height, width)
+                 resize:int|tuple=256, # Resize to this first (when crop=True): the shorter side, or (height, width)
                  crop:bool=True, # Centre-crop image_size out of resize; False: resize straight to image_size
                  mean=IMAGENET_MEAN, std=IMAGENET_STD # Normalisation of the backbone
                 ):
         self.image_size, self.resize, self.crop, self.mean, self.std = image_size, resize, crop, tuple(mean), tuple(std)
-        if crop and resize < image_size: raise TocoadError(f'resize={resize} must be >= image_size={image_size} to crop')
+        self.size, self.resized = hw(image_size), resize_hw(image_size, resize)  # both (height, width)
+        if crop and (self.resized[0] < self.size[0] or self.resized[1] < self.size[1]):
+            raise TocoadError(f'resize={resize} must be at least image_size={image_size} on each side to crop')
 
     def _geometry(self, x, interp):
-        side = self.resize if self.crop else self.image_size
-        x = TF.resize(x, [side, side], interpolation=interp, antialias=True)
-        return TF.center_crop(x, [self.image_size]*2) if self.crop else x
+        x = TF.resize(x, list(self.resized if self.crop else self.size), interpolation=interp, antialias=True)
+        return TF.center_crop(x, list(self.size)) if self.crop else x
 
     def image(self, im:Image.Image)->torch.Tensor:
-        "A 3×S×S float tensor in [0, 1] (not normalised)."
+        "A 3×H×W float tensor in [0, 1] (not normalised)."
         return self._geometry(TF.to_dtype(TF.pil_to_tensor(im.convert('RGB')), torch.float32, scale=True), TF.InterpolationMode.BILINEAR).clamp(0, 1)
 
     def mask(self, m:Image.Image, path=None)->torch.Tensor:
-        "A 1×S×S float tensor of 0/1; warns when the crop cuts away foreground."
+        "A 1×H×W float tensor of 0/1; warns when the crop cuts away foreground."
         a = TF.pil_to_tensor(m.convert('L'))
         t = (a > (0 if a.max() <= 1 else 127)).float()  # a mask saved as 0/1 instead of 0/255 is still a mask
         out = (self._geometry(t, TF.InterpolationMode.NEAREST) > 0.5).float()
-        if self.crop and t.sum() > 0:
-            kept = out.sum()
-            full = (TF.resize(t, [self.resize]*2, interpolation=TF.InterpolationMode.NEAREST) > 0.5).sum()
-            if kept < full: warn(f'{path}: the centre crop cuts away {int(full-kept)} of {int(full)} defect pixels; use crop=False to keep them')
+        if t.sum() == 0: return out
+        full = (TF.resize(t, list(self.resized), interpolation=TF.InterpolationMode.NEAREST) > 0.5).sum() if self.crop else out.sum()
+        if full == 0: warn(f'{path}: none of its {int(t.sum())} defect pixels survive the resize to the input (a defect thinner than a pixel there): '
+                           f'its pixels count as normal; a larger image_size keeps it')
+        elif self.crop and out.sum() < full: warn(f'{path}: the centre crop cuts away {int(full-out.sum())} of {int(full)} defect pixels; use crop=False to keep them')
         return out
 
     def normalize(self, x:torch.Tensor)->torch.Tensor:
@@ -231,20 +238,51 @@ def _mask_problem(s:Sample, size:tuple, odd:dict)->str|None:
     elif a.max() == 1: odd.setdefault('its mask holds 0/1 values instead of 0/255 (read as a binary mask)', []).append(s.mask_path)
     return None
 
+# %% ../nbs/01_data.ipynb #bb3794e0
+def size_for_aspect(aspect:float, # the images' height / width
+                    short:int=224 # the shorter side of the input
+                   )->int|tuple:
+    "A network input for images of `aspect`: `short` on the shorter side, the longer a multiple of 32; an int when within 1.25 of square."
+    if 0.8 <= aspect <= 1.25: return short
+    long = max(short, 32 * round(short * max(aspect, 1 / aspect) / 32))
+    return (long, short) if aspect > 1 else (short, long)
+
+# %% ../nbs/01_data.ipynb #81c47beb
+def image_size_for(samples:list, # `Sample`s or image paths
+                   short:int=224 # the shorter side of the input
+                  )->int|tuple:
+    "The `image_size` that keeps the median aspect of (up to 64 of) `samples`, via `size_for_aspect`."
+    if not samples: raise TocoadError('image_size_for: no images given')
+    aspects = []
+    for s in samples[:: max(1, len(samples) // 64)]:
+        p = getattr(s, 'path', s)
+        try:
+            with Image.open(p) as im: w, h = im.size
+        except (OSError, UnidentifiedImageError) as e: raise TocoadError(f'{p} is not a readable image ({e}); replace or remove the file') from None
+        aspects.append(h / w)
+    return size_for_aspect(float(np.median(aspects)), short)
+
 # %% ../nbs/01_data.ipynb #c74018d7
-def check_samples(samples:list[Sample], min_side:int=32)->list[str]:
+def check_samples(samples:list[Sample], image_size:int|tuple=32, # the network input: a side, or (height, width)
+                  resize:int|tuple|None=None, # what images are resized to before the centre crop (None: no crop)
+                 )->list[str]:
     "Open every image and mask of `samples`: a `TocoadError` for the first unusable one, a warning per odd kind; returns the warnings."
-    errors, odd, sizes = [], {}, set()
+    errors, odd, sizes = [], {}, set(); H, W = hw(image_size)
     for s in samples:
         try:
             im = _open(s.path); _eight_bit(im, s.path); sizes.add(im.size); w, h = im.size
             if im.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La'): odd.setdefault('has transparency, which is dropped', []).append(s.path)
             if im.mode == 'CMYK': odd.setdefault('is CMYK, converted to RGB', []).append(s.path)
-            if min(w, h) < min_side: odd.setdefault(f'is smaller than the network input ({min_side} px) and is enlarged', []).append(s.path)
-            if max(w, h) > 2 * min(w, h): odd.setdefault('is far from square and is squashed to a square', []).append(s.path)
+            if h < H or w < W: odd.setdefault(f'is smaller than the network input ({H}x{W}) and is enlarged', []).append(s.path)
+            if not 0.5 <= (h / w) / (H / W) <= 2:  # squashed by more than 2x: thin defects across the long side fade
+                odd.setdefault(f'is far from the input\'s aspect ({H}x{W}, height x width) and is squashed to it; '
+                               f'image_size={"x".join(map(str, hw(size_for_aspect(h / w, min(H, W)))))} keeps its aspect', []).append(s.path)
             if s.mask_path is not None and (p := _mask_problem(s, im.size, odd)): errors.append(p)
         except TocoadError as e: errors.append(str(e))
     if errors: raise TocoadError(errors[0] + (f' ({len(errors) - 1} more file(s) have problems)' if len(errors) > 1 else ''))
+    if resize is not None and (share := H * W / math.prod(resize_hw(image_size, resize))) < 0.6:
+        odd[f'the centre crop keeps {share:.0%} of each image (resized to {"x".join(map(str, resize_hw(image_size, resize)))}, cropped to {H}x{W}): '
+            'defects near the edges are cut away; set resize closer to image_size, or crop=False'] = []
     if len(sizes) > 1: odd['images come in different sizes (e.g. {}), all resized to one'.format(', '.join('x'.join(map(str, z)) for z in sorted(sizes)[:3]))] = []
     msgs = [f'{len(v)} image(s), e.g. {v[0]}, ' + k if v else k for k, v in odd.items()]
     for m in msgs: warn(m)
@@ -265,14 +303,17 @@ def expand_images(items:list[str])->list[Path]:
     return list(dict.fromkeys(out))
 
 # %% ../nbs/01_data.ipynb #5523a6fd
-TOY_DEFECTS = {'brick': ('scratch', 'hole', 'stain'), 'gravel': ('stain', 'foreign', 'hole'), 'washer': ('scratch', 'deform', 'foreign')}
+TOY_DEFECTS = {'brick': ('scratch', 'hole', 'stain'), 'gravel': ('stain', 'foreign', 'hole'), 'washer': ('scratch', 'deform', 'foreign'),
+               'rod': ('crack', 'stain', 'chip')}
 
 def _texture_photo(name):
     from skimage import data
     return getattr(data, name)().astype(np.float32) / 255
 
+# %% ../nbs/01_data.ipynb #1e9626a7
 def _toy_good(category, rng, size):
     "One defect-free toy image as an H×W×3 float array in [0, 1]."
+    if category == 'rod': return _toy_rod(rng, *toy_hw(category, size))[0]
     if category in ('brick', 'gravel'):
         tex = _texture_photo(category); c = int(rng.integers(300, 360))
         y, x = rng.integers(0, tex.shape[0] - c, 2)
@@ -291,6 +332,7 @@ def _toy_good(category, rng, size):
         img = np.stack([g, g * 0.98, g * 0.95], -1)
     return np.clip(img, 0, 1)
 
+# %% ../nbs/01_data.ipynb #0d5cb8ef
 def _blob(rng, size, radius):
     "A random soft-edged blob as a PIL mask (a union of a few ellipses)."
     m = Image.new('L', (size, size)); d = ImageDraw.Draw(m)
@@ -300,6 +342,7 @@ def _blob(rng, size, radius):
         d.ellipse([cx + ox - rx, cy + oy - ry, cx + ox + rx, cy + oy + ry], fill=255)
     return m
 
+# %% ../nbs/01_data.ipynb #3267a221
 def _toy_defect(img, kind, rng, size):
     "Paint one defect of `kind` onto `img`; returns the new image and its exact 0/1 mask."
     out = img.copy()
@@ -338,13 +381,61 @@ def _toy_defect(img, kind, rng, size):
     out[~mask] = img[~mask]
     return np.clip(out, 0, 1), mask
 
+# %% ../nbs/01_data.ipynb #4ad96b78
+TOY_ASPECT = {'rod': 2.5}  # height / width of the long toy parts; the other categories are square
+
+def toy_hw(category:str, size:int=256)->tuple[int, int]:
+    "(height, width) of the toy `category`'s images: `size` wide, `TOY_ASPECT` times as tall."
+    return round(size * TOY_ASPECT.get(category, 1)), size
+
+# %% ../nbs/01_data.ipynb #345ecc53
+def _toy_rod(rng, H:int, W:int):
+    "A polished metal rod on a grainy bench: an H×W×3 float image and the rod's geometry (centre x, half width, top, bottom)."
+    yy, xx = np.mgrid[:H, :W].astype(np.float32)
+    bench = 0.25 + 0.1 * yy / H + 0.03 * rng.standard_normal((H, W))
+    cx, half = W * (0.5 + rng.uniform(-0.02, 0.02)), W * rng.uniform(0.15, 0.17)
+    top, bot = H * rng.uniform(0.04, 0.06), H * rng.uniform(0.94, 0.96)
+    u = np.clip((xx - cx) / half - rng.uniform(-0.3, 0.3), -1, 1)  # across the rod: a cylinder's shading, its highlight where the light falls
+    bands = 0.03 * np.sin(2 * np.pi * (yy / H * rng.uniform(3, 8) + rng.uniform()))  # faint tool marks along its length
+    metal = rng.uniform(0.9, 1.1) * (0.5 + 0.35 * np.sqrt(1 - u**2)) + bands + 0.03 * rng.standard_normal(W)[None] + 0.02 * rng.standard_normal((H, W))
+    g = np.where(_on_rod(yy, xx, (cx, half, top, bot)), metal, bench)
+    return np.clip(np.stack([g, g * 0.97, g * 0.92], -1), 0, 1), (cx, half, top, bot)
+
+# %% ../nbs/01_data.ipynb #ddce3672
+def _on_rod(yy, xx, geom):
+    "Which pixels the rod covers: a stadium (straight sides, round ends)."
+    cx, half, top, bot = geom
+    return np.hypot(xx - cx, yy - np.clip(yy, top + half, bot - half)) < half
+
+# %% ../nbs/01_data.ipynb #50289bfd
+def _rod_defect(img, geom, kind:str, rng):
+    "Paint one rod defect of `kind` onto `img`; returns the new image and its exact 0/1 mask."
+    H, W = img.shape[:2]; cx, half, top, bot = geom; out = img.copy()
+    m = Image.new('L', (W, H)); d = ImageDraw.Draw(m)
+    if kind == 'crack':  # a hairline (2 px at 256 px wide) across the rod, 6-16 % of its length from one end
+        y = top + half + rng.uniform(0.06, 0.16) * (bot - top); y = y if rng.random() < 0.5 else top + bot - y
+        tilt = rng.uniform(-0.15, 0.15) * half
+        d.line([(cx - 1.2 * half, y - tilt), (cx + 1.2 * half, y + tilt)], fill=255, width=max(1, round(W / 160)))
+    else:  # a stain anywhere along it, or a chip out of one edge
+        cy = rng.uniform(top + half, bot - half)
+        ex, r = (cx, rng.uniform(0.5, 0.9) * half) if kind == 'stain' else (cx + rng.choice([-1, 1]) * half, rng.uniform(0.3, 0.5) * half)
+        if kind not in ('stain', 'chip'): raise TocoadError(f'unknown rod defect {kind!r}')
+        d.ellipse([ex - r, cy - 1.5 * r, ex + r, cy + 1.5 * r], fill=255)
+    yy, xx = np.mgrid[:H, :W]
+    mask = (np.asarray(m) > 0) & _on_rod(yy, xx, geom)
+    if kind == 'crack': out[mask] = out[mask] * 0.85  # 15 % darker: a hairline, not a groove
+    elif kind == 'stain': a = rng.uniform(0.5, 0.7); out[mask] = (1 - a) * out[mask] + a * np.array([0.45, 0.3, 0.1])
+    else: out[mask] = (0.25 + 0.1 * yy[mask] / H + 0.03 * rng.standard_normal(mask.sum()))[:, None] * np.array([1, 0.97, 0.92])
+    mask &= np.abs(out - img).max(-1) > 0
+    return np.clip(out, 0, 1), mask
+
 # %% ../nbs/01_data.ipynb #5e4ae2f4
 def make_toy_dataset(out, # Folder to write into (MVTec AD layout); existing toy categories are reused
                      categories=TOY_CATEGORIES, # Which toy categories to write
                      n_train:int=60, # Defect-free training images per category
                      n_test_good:int=16, # Defect-free test images per category
                      n_test_defect:int=8, # Test images per defect type (three types per category)
-                     size:int=256, # Image side in pixels
+                     size:int=256, # Image side in pixels (the width of a long part, see `toy_hw`)
                      seed:int=0 # Everything is derived from this seed
                     )->Path:
     "Write the embedded toy dataset in MVTec AD layout; returns `out`."
@@ -361,7 +452,8 @@ def make_toy_dataset(out, # Folder to write into (MVTec AD layout); existing toy
         for i in range(n_test_good): save(_toy_good(cat, rng, size), d/'test'/'good'/f'{i:03d}.png')
         for kind in TOY_DEFECTS[cat]:
             for i in range(n_test_defect):
-                img, mask = _toy_defect(_toy_good(cat, rng, size), kind, rng, size)
+                if cat == 'rod': img, mask = _rod_defect(*_toy_rod(rng, *toy_hw(cat, size)), kind, rng)
+                else: img, mask = _toy_defect(_toy_good(cat, rng, size), kind, rng, size)
                 save(img, d/'test'/kind/f'{i:03d}.png')
                 save(mask.astype(np.float32), d/'ground_truth'/kind/f'{i:03d}_mask.png')
         save_json(marker, spec)

@@ -8,7 +8,7 @@ import os, tempfile, warnings
 from pathlib import Path
 import torch
 import torch.nn as nn
-from .core import TocoadError
+from .core import TocoadError, hw
 from .memory import patch_features, anomaly_map
 from .model import ToCoAD
 
@@ -45,11 +45,11 @@ def export_onnx(model:ToCoAD, path:str|Path, opset:int=17)->Path:
     except ImportError: raise TocoadError('export needs the onnx package: pip install onnx onnxruntime (or pip install -e ".[export]")') from None
     path = Path(path)
     if path.exists(): raise TocoadError(f'{path} exists: remove it or choose another --out; nothing was written')
-    g = ScoringGraph(model).eval().cpu(); S = model.cfg.image_size
+    g = ScoringGraph(model).eval().cpu(); H, W = hw(model.cfg.image_size)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as d, warnings.catch_warnings():
         warnings.simplefilter('ignore')  # the tracer's notes on Python control flow, fixed by the fitted model
-        torch.onnx.export(g, (torch.zeros(1, 3, S, S),), f'{d}/m.onnx', input_names=['image'], output_names=['score', 'map'],
+        torch.onnx.export(g, (torch.zeros(1, 3, H, W),), f'{d}/m.onnx', input_names=['image'], output_names=['score', 'map'],
                           dynamic_axes={'image': {0: 'batch'}, 'score': {0: 'batch'}, 'map': {0: 'batch'}}, opset_version=opset, dynamo=False)
         onnx.checker.check_model(f'{d}/m.onnx')
         os.replace(f'{d}/m.onnx', path)

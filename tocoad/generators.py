@@ -6,7 +6,6 @@
 from __future__ import annotations
 import math
 from pathlib import Path
-import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
@@ -60,7 +59,8 @@ def perlin_mask(shape:tuple, threshold:float=0.5, # noise above this is anomalou
     "A random 0/1 Perlin mask of `shape` (never empty unless `tries` draws all were)."
     for _ in range(tries):
         ky, kx = torch.randint(min_scale, max_scale, (2,), generator=generator).tolist()
-        m = (perlin_noise(shape, (2**ky, 2**kx), generator) > threshold).float()
+        ay, ax = max(1, round(shape[0] / shape[1])), max(1, round(shape[1] / shape[0]))  # a long image gets more cells along its length: round blobs
+        m = (perlin_noise(shape, (2**ky * ay, 2**kx * ax), generator) > threshold).float()
         if m.any(): break
     return m
 
@@ -75,6 +75,7 @@ def _augment_texture(t:torch.Tensor, generator)->torch.Tensor:
     if r() < 0.5: t = TF.autocontrast(t)
     return t.clamp(0, 1)
 
+# %% ../nbs/02_generators.ipynb #97d64501
 class TextureSource:
     "Texture images for the anomalous regions: a user's folder (e.g. DTD), else scikit-image's textures and self-crops."
     def __init__(self, texture_dir:str|Path|None=None, # folder of texture images; None: bundled textures
@@ -118,8 +119,9 @@ def rotate_base(img:torch.Tensor, max_angle:float, generator=None)->torch.Tensor
     H, W = img.shape[-2:]
     if max_angle > 0:
         angle = (2 * torch.rand((), generator=generator).item() - 1) * max_angle
-        p = int(math.ceil(max(H, W) * 0.5 * (abs(math.sin(math.radians(angle))) + abs(math.cos(math.radians(angle))) - 1))) + 2
-        padded = F.pad(img[None], (p, p, p, p), mode='reflect')[0]
+        c, s = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
+        pw, ph = (int(math.ceil((a * c + b * s - a) / 2)) + 2 for a, b in ((W, H), (H, W)))  # what the rotation uncovers, per axis
+        padded = F.pad(img[None], (pw, pw, ph, ph), mode='reflect' if pw < W and ph < H else 'replicate')[0]  # reflect needs a pad under the side
         img = TF.center_crop(TF.rotate(padded, angle, interpolation=TF.InterpolationMode.BILINEAR), [H, W])
     k = int(torch.randint(4, (), generator=generator))
     return torch.rot90(img, k, (-2, -1)) if H == W else (torch.rot90(img, 2, (-2, -1)) if k % 2 else img)
@@ -195,6 +197,7 @@ def _rect(H, W, area, aspect, generator):
     h = int(min(H - 2, max(4, round(math.sqrt(a * asp))))); w = int(min(W - 2, max(4, round(math.sqrt(a / asp)))))
     return h, w, int(r() * (H - h)), int(r() * (W - w))
 
+# %% ../nbs/02_generators.ipynb #6c6043b6
 class CutPasteGenerator(AnomalyGenerator):
     "CutPaste: a colour-jittered rectangle of the image pasted at another place."
     def __init__(self, area:tuple=(0.02, 0.15), aspect:tuple=(0.3, 3.3), jitter:float=0.1, **kw):
@@ -211,6 +214,7 @@ class CutPasteGenerator(AnomalyGenerator):
         out = base.clone(); out[:, ty:ty+h, tx:tx+w] = patch
         return out
 
+# %% ../nbs/02_generators.ipynb #79013208
 def poisson_blend(target:torch.Tensor, source:torch.Tensor, iters:int=300)->torch.Tensor:
     "Seamless clone of `source` into `target` (same C×h×w): source gradients inside, target values on the border."
     u = target.clone(); lap = F.conv2d(F.pad(source[:, None], (1, 1, 1, 1), mode='replicate'),
@@ -220,6 +224,7 @@ def poisson_blend(target:torch.Tensor, source:torch.Tensor, iters:int=300)->torc
         u[:, 1:-1, 1:-1] = (nb - lap[:, 1:-1, 1:-1]) / 4
     return u
 
+# %% ../nbs/02_generators.ipynb #1be01a7a
 class NSAGenerator(AnomalyGenerator):
     "NSA-style: a patch from another place of the image, resized and Poisson-blended in seamlessly."
     def __init__(self, area:tuple=(0.02, 0.15), aspect:tuple=(0.3, 3.3), iters:int=300, min_change:float=0.02, **kw):

@@ -52,6 +52,7 @@ def pair_loss(p1, z1, p2, z2)->torch.Tensor:
     "Eq. 4: the symmetric SimSiam loss of one pair of views."
     return 0.5 * negative_cosine(p1, z2) + 0.5 * negative_cosine(p2, z1)
 
+# %% ../nbs/04_losses.ipynb #0d91e61c
 def symmetric_loss(ps:list, # predictions p_1..p_M, one B×D tensor per view
                    zs:list # projections z_1..z_M (gradients are stopped)
                   )->torch.Tensor:

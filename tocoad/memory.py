@@ -8,14 +8,13 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.v2.functional as TF
 from tqdm.auto import tqdm
 from .core import TocoadError
 
 # %% auto #0
-__all__ = ['CELLS_FROM', 'IVF_FROM', 'patch_features', 'greedy_coreset_simple', 'greedy_coreset', 'covering_radius',
-           'NearestNeighbours', 'nearest_rows', 'kmeans', 'ivf_cells', 'calibrate_probe', 'greedy_coreset_cells',
-           'reweighted_score', 'MemoryBank', 'gaussian_smooth', 'anomaly_map']
+__all__ = ['CELLS_FROM', 'IVF_FROM', 'patch_features', 'random_projection', 'greedy_coreset_simple', 'greedy_coreset',
+           'covering_radius', 'NearestNeighbours', 'nearest_rows', 'kmeans', 'ivf_cells', 'calibrate_probe',
+           'greedy_coreset_cells', 'reweighted_score', 'MemoryBank', 'gaussian_smooth', 'anomaly_map']
 
 # %% ../nbs/08_memory.ipynb #ac0f0c93
 def patch_features(feats:dict, # F's feature maps by layer name
@@ -36,12 +35,13 @@ def patch_features(feats:dict, # F's feature maps by layer name
     return x
 
 # %% ../nbs/08_memory.ipynb #4e4bb71a
-def _project(x:torch.Tensor, projection:int|None, g:torch.Generator)->torch.Tensor:
+def random_projection(x:torch.Tensor, projection:int|None, g:torch.Generator)->torch.Tensor:
     "A Gaussian random projection of the rows of `x` to `projection` dimensions (None or >= D: `x` itself)."
     x = x.float(); D = x.shape[1]
     if projection is None or projection >= D: return x
     return x @ (torch.randn(D, projection, generator=g) / math.sqrt(projection)).to(x.device)
 
+# %% ../nbs/08_memory.ipynb #cd73175f
 def greedy_coreset_simple(x:torch.Tensor, # N×D features
                           n:int, # how many to select
                           projection:int|None=128, # run on a random projection to this dimension (None: exact)
@@ -49,7 +49,7 @@ def greedy_coreset_simple(x:torch.Tensor, # N×D features
     "Indices of `n` rows of `x` by greedy k-center selection (Eq. 7): the textbook loop, one pass over all N per pick."
     N = len(x)
     if not 0 < n <= N: raise TocoadError(f'coreset size must be in 1..{N}, got {n}')
-    g = torch.Generator().manual_seed(seed); x = _project(x, projection, g)
+    g = torch.Generator().manual_seed(seed); x = random_projection(x, projection, g)
     sq = (x * x).sum(1); min_d = torch.full((N,), float('inf'), device=x.device)
     idx = torch.empty(n, dtype=torch.long); last = int(torch.randint(N, (), generator=g))
     for i in range(n):
@@ -75,6 +75,7 @@ def _blocks(x:torch.Tensor, n_pivots:int, block:int, g:torch.Generator):
     radius = torch.zeros(len(owner), device=x.device).scatter_reduce_(0, block_id, dist, 'amax')
     return order, block_id, starts, pivots, radius
 
+# %% ../nbs/08_memory.ipynb #bd86c302
 def greedy_coreset(x:torch.Tensor, # N×D features
                    n:int, # how many to select
                    projection:int|None=128, # run on a random projection to this dimension (None: exact)
@@ -83,7 +84,7 @@ def greedy_coreset(x:torch.Tensor, # N×D features
     "Indices of `n` rows of `x` by greedy k-center selection (Eq. 7), as `greedy_coreset_simple`, skipping blocks that cannot change."
     N = len(x)
     if not 0 < n <= N: raise TocoadError(f'coreset size must be in 1..{N}, got {n}')
-    g = torch.Generator().manual_seed(seed); x = _project(x, projection, g)
+    g = torch.Generator().manual_seed(seed); x = random_projection(x, projection, g)
     first = int(torch.randint(N, (), generator=g))
     order, block_id, starts, pivots, radius = _blocks(x, max(1, min(1024, int(2.5 * math.sqrt(N)))), block, g)
     xs = x[order]; sq = (xs * xs).sum(1); pos = torch.empty_like(order); pos[order] = torch.arange(N, device=x.device)
@@ -115,6 +116,7 @@ def _merge(d:torch.Tensor, i:torch.Tensor, d2:torch.Tensor, i2:torch.Tensor, k:i
     d, j = torch.cat([d, d2], 1).topk(k, dim=1, largest=False)
     return d, torch.cat([i, i2], 1).gather(1, j)
 
+# %% ../nbs/08_memory.ipynb #d5dadbe8
 class NearestNeighbours:
     "k-nearest-neighbour search in a fixed bank: exact ('flat') or in the query's nearest k-means cells only ('ivf'); torch or faiss."
     def __init__(self, bank:torch.Tensor, # M×D bank vectors (float32 or float16; the arithmetic is float32); for 'ivf', sorted by cell
@@ -198,6 +200,7 @@ def nearest_rows(x:torch.Tensor, c:torch.Tensor, chunk:int=16384)->torch.Tensor:
     c = c.float(); csq = (c * c).sum(1)
     return torch.cat([torch.addmm(csq, x[s:s + chunk].float(), c.T, alpha=-2).argmin(1) for s in range(0, len(x), chunk)])
 
+# %% ../nbs/08_memory.ipynb #3b0bace5
 def kmeans(x:torch.Tensor, k:int, iters:int=10, seed:int=0)->tuple:
     "Lloyd's k-means on the rows of `x`: (centroids k×D, cell of each row), seeded by k-means++ (far-apart rows are likelier starts)."
     g = torch.Generator().manual_seed(seed); x = x.float()
@@ -246,7 +249,7 @@ def greedy_coreset_cells(x:torch.Tensor, # N×D features
     if not 0 < n <= N: raise TocoadError(f'coreset size must be in 1..{N}, got {n}')
     K = min(N // cell_size, n // 8)  # at least 8 picks per cell
     if K < 2: return greedy_coreset(x, n, projection, seed, progress)
-    g = torch.Generator().manual_seed(seed); x = _project(x, projection, g)
+    g = torch.Generator().manual_seed(seed); x = random_projection(x, projection, g)
     sub = torch.randperm(N, generator=g)[:64 * K].to(x.device)
     cell = nearest_rows(x, kmeans(x[sub], K, seed=seed)[0])  # centroids from a sample, every row assigned
     order = torch.argsort(cell, stable=True); xs = x[order]; sq = (xs * xs).sum(1)
@@ -315,6 +318,8 @@ def _index_bank(self:MemoryBank, bank:torch.Tensor, queries:torch.Tensor|None=No
     self.set_bank(bank, None, cells, probe)
     if cells is not None and queries is not None and len(queries): self.probe_recall = calibrate_probe(self.nn, queries, self.recall)[1]
     return self
+
+# %% ../nbs/08_memory.ipynb #b8427053
 MemoryBank.index_bank = _index_bank
 
 def _set_bank(self:MemoryBank, bank:torch.Tensor, bank_knn:torch.Tensor|None=None, cells:tuple|None=None, probe:int|None=None)->'MemoryBank':
@@ -336,6 +341,8 @@ def _score(self:MemoryBank, q:torch.Tensor):
     if self.bank_knn is None: return raw, raw
     dev = self.bank.device
     return raw, reweighted_score(q.to(dev), self.bank, raw.to(dev), i[:, 0].to(dev), self.bank_knn)
+
+# %% ../nbs/08_memory.ipynb #b50ef636
 MemoryBank.score = _score
 
 def _state(self:MemoryBank)->dict:
@@ -343,6 +350,8 @@ def _state(self:MemoryBank)->dict:
     t = {'bank': self.bank} | ({'bank_knn': self.bank_knn} if self.bank_knn is not None else {})
     if self.cells: t |= dict(ivf_centroids=self.cells[0], ivf_offsets=self.cells[1], ivf_probe=torch.tensor([self.nn.probe]))
     return {k: v.cpu().contiguous() for k, v in t.items()}
+
+# %% ../nbs/08_memory.ipynb #2b72a472
 MemoryBank.state = _state
 
 def _load_state(self:MemoryBank, t:dict, device='cpu')->'MemoryBank':

@@ -17,6 +17,7 @@ __all__ = ['MVTEC_TEXTURES', 'auroc', 'f1_max', 'best_f1_threshold', 'aupro', 'e
 # %% ../nbs/09_metrics.ipynb #2c26d234
 def _as_np(x): return x.detach().float().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
 
+# %% ../nbs/09_metrics.ipynb #c31b6b8f
 def auroc(y_true, y_score)->float|None:
     "Area under the ROC curve, or None when `y_true` holds only one class."
     y, s = _as_np(y_true).ravel().astype(bool), _as_np(y_score).ravel()
@@ -109,6 +110,7 @@ def plot_roc(labels, scores, ax=None, label=None):
     ax.set_xlabel('false positive rate'); ax.set_ylabel('true positive rate'); ax.legend(fontsize=7, loc='lower right')
     return ax
 
+# %% ../nbs/09_metrics.ipynb #2eea9998
 def plot_score_hist(labels, scores, ax=None, bins:int=20):
     "Histograms of the image scores of good and defective images."
     import matplotlib.pyplot as plt
@@ -119,6 +121,7 @@ def plot_score_hist(labels, scores, ax=None, bins:int=20):
     ax.set_xlabel('image score'); ax.legend(fontsize=7)
     return ax
 
+# %% ../nbs/09_metrics.ipynb #5f4bdc1d
 def plot_heatmaps(images, masks, maps, titles=None, vmax=None, size:float=1.6):
     "Rows of image / ground truth / anomaly map overlay, like the paper's Fig. 6 and 7. `images` are H×W×3 in [0, 1]."
     import matplotlib.pyplot as plt

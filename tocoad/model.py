@@ -9,20 +9,21 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 import tocoad
-from .core import TocoadError, ToCoADConfig, save_json, load_json, atomic_write
+from .core import TocoadError, ToCoADConfig, hw, save_json, load_json, atomic_write
 from PIL import Image
-from .data import AnomalyDataset, ImageTransform, Sample, read_image, check_samples, expand_images
+from .data import AnomalyDataset, Sample, read_image, check_samples, expand_images
 from .backbone import FeatureExtractor, save_backbone
-from .training import Runtime, train_tocoad, initial_extractor, weight_change, feature_similarity
-from .memory import MemoryBank, patch_features, anomaly_map
+from .training import Runtime, train_tocoad, create_part, weight_change, feature_similarity
+from . import memory  # memory.patch_features: the module-level name is ToCoAD.patch_features below
+from .memory import MemoryBank, anomaly_map
 from .metrics import evaluate_scores, best_f1_threshold
 
 # %% auto #0
-__all__ = ['MODEL_FORMAT', 'FORMER_DEFAULTS', 'as_images', 'to_pil', 'as_samples', 'bank_from_config', 'ToCoAD', 'predict',
-           'evaluate', 'calibrate', 'save', 'load']
+__all__ = ['MODEL_FORMAT', 'FORMER_DEFAULTS', 'as_images', 'to_pil', 'as_samples', 'bank_from_config', 'ToCoAD']
 
 # %% ../nbs/10_model.ipynb #9bc988cc
 def as_images(images)->list:
@@ -62,7 +63,7 @@ def bank_from_config(cfg:ToCoADConfig)->MemoryBank:
     return MemoryBank(cfg.coreset_ratio, cfg.coreset_method, cfg.coreset_projection, cfg.reweight_b, cfg.knn_backend, cfg.seed,
                       cfg.knn_index, cfg.bank_dtype, greedy=cfg.coreset_greedy)
 
-# %% ../nbs/10_model.ipynb #d2b210ce
+# %% ../nbs/10_model.ipynb #60eb57c3
 def _gather_in_order(x:torch.Tensor, rt:Runtime, n_total:int)->torch.Tensor:
     "All ranks' rows (rank r holds items r, r+world, ...) gathered back into the original item order."
     if not rt.distributed: return x
@@ -73,74 +74,96 @@ def _gather_in_order(x:torch.Tensor, rt:Runtime, n_total:int)->torch.Tensor:
     for r, p in enumerate(parts): out[r::rt.world] = p[:len(range(r, n_total, rt.world))]
     return out
 
+# %% ../nbs/10_model.ipynb #fd6f55eb
 class ToCoAD:
     "ToCoAD: two-stage fine-tuned features, a coreset memory bank and the reweighted score."
-    def __init__(self, cfg:ToCoADConfig|None=None):
-        self.cfg = cfg or ToCoADConfig()
+    def __init__(self, cfg:ToCoADConfig|None=None, # None: the paper's defaults
+                 runtime:Runtime|None=None # device, autocast, processes (None: from `cfg` when first needed)
+                ):
+        self.cfg, self._rt = cfg or ToCoADConfig(), runtime
         self.F = self.transform = None; self.history, self.timings, self.drift = [], {}, {}
         self.bank, self.thresholds = bank_from_config(self.cfg), None
-        self.rt = None
 
-    def _runtime(self):
-        if self.rt is None: self.rt = Runtime(self.cfg.device, self.cfg.amp)
-        return self.rt
+    @property
+    def runtime(self)->Runtime:
+        "Where the model runs; made from the config when first needed."
+        if self._rt is None: self._rt = Runtime(self.cfg.device, self.cfg.amp)
+        return self._rt
 
-    def _set_extractor(self, F_trained:FeatureExtractor):
-        "Keep F only up to the memory layers, with the trained weights."
-        F = FeatureExtractor(self.cfg.backbone, 'random', self.cfg.memory_layers)
-        own = F.body.state_dict(); F.body.load_state_dict({k: v for k, v in F_trained.body.state_dict().items() if k in own})
-        F.mean, F.std, F.weights = F_trained.mean, F_trained.std, F_trained.weights
-        self.F = self._runtime().prepare(F).eval().requires_grad_(False)
-        self.transform = ImageTransform(self.cfg.image_size, self.cfg.resize, self.cfg.crop, F.mean, F.std)
+# %% ../nbs/10_model.ipynb #3a48b653
+@patch
+def use_extractor(self:ToCoAD, F_trained:FeatureExtractor)->ToCoAD:
+    "Use `F_trained` (cut after the memory layers, frozen) as the model's F."
+    F = FeatureExtractor(self.cfg.backbone, 'random', self.cfg.memory_layers)
+    own = F.body.state_dict(); F.body.load_state_dict({k: v for k, v in F_trained.body.state_dict().items() if k in own})
+    F.mean, F.std, F.weights = F_trained.mean, F_trained.std, F_trained.weights
+    self.F = self.runtime.prepare(F).eval().requires_grad_(False)
+    self.transform = create_part('transform', self.cfg, F)
+    return self
 
-    def fit(self, samples, # normal training images: `Sample`s, or a folder, a glob or a list of image paths
-            out_dir=None, # where stage checkpoints go (needed for resume)
-            resume:bool=False, progress:bool=True,
-            check:bool=True # open every image and mask first, so that an unusable one stops the fit before training
-           )->'ToCoAD':
-        "Train the configured stages on `samples`, then build the memory bank."
-        samples = as_samples(samples)
-        if check: check_samples(samples)
-        rt = self._runtime(); t0 = time.perf_counter()
-        F, _, self.history = train_tocoad(self.cfg, samples, Path(out_dir)/'checkpoints' if out_dir else None, resume, progress, rt)
-        self.timings['train_s'] = time.perf_counter() - t0
-        if self.cfg.stages != 'none': self.drift = self._measure_drift(F, samples)
-        self._set_extractor(F); del F
-        return self.fit_bank(samples, progress)
+# %% ../nbs/10_model.ipynb #41dc9c19
+@patch
+def fit(self:ToCoAD, samples, # normal training images: `Sample`s, or a folder, a glob or a list of image paths
+        out_dir=None, # where stage checkpoints go (needed for resume)
+        resume:bool=False, progress:bool=True,
+        check:bool=True # open every image and mask first, so that an unusable one stops the fit before training
+       )->ToCoAD:
+    "Train the configured stages on `samples`, then build the memory bank."
+    samples = as_samples(samples)
+    if check: check_samples(samples, self.cfg.image_size, self.cfg.resize if self.cfg.crop else None)
+    t0 = time.perf_counter()
+    F, _, self.history = train_tocoad(self.cfg, samples, Path(out_dir)/'checkpoints' if out_dir else None, resume, progress, self.runtime)
+    self.timings['train_s'] = time.perf_counter() - t0
+    if self.cfg.stages != 'none': self.drift = self._measure_drift(F, samples)
+    return self.use_extractor(F).fit_bank(samples, progress)
 
-    def _measure_drift(self, F_trained:FeatureExtractor, samples:list[Sample], n:int=8)->dict:
-        "How far training moved F: weight change per layer and memory-layer feature cosine on `n` training images."
-        F0 = self._runtime().prepare(initial_extractor(self.cfg)).eval()
-        tfm = ImageTransform(self.cfg.image_size, self.cfg.resize, self.cfg.crop, F0.mean, F0.std)
-        x = self._runtime().to(torch.stack([AnomalyDataset(samples[:n], tfm)[i]['image'] for i in range(min(n, len(samples)))]))
-        return dict(weight_change=weight_change(F0, F_trained), feature_cosine=feature_similarity(F0, F_trained, x, self.cfg.memory_layers))
+# %% ../nbs/10_model.ipynb #c215a7a7
+@patch
+def _measure_drift(self:ToCoAD, F_trained:FeatureExtractor, samples:list[Sample], n:int=8)->dict:
+    "How far training moved F: weight change per layer and memory-layer feature cosine on `n` training images."
+    F0 = create_part('F', self.cfg, rt=self.runtime).eval(); tfm = create_part('transform', self.cfg, F0)
+    x = self.runtime.to(torch.stack([AnomalyDataset(samples[:n], tfm)[i]['image'] for i in range(min(n, len(samples)))]))
+    return dict(weight_change=weight_change(F0, F_trained), feature_cosine=feature_similarity(F0, F_trained, x, self.cfg.memory_layers))
 
-    def fit_bank(self, samples:list[Sample], progress:bool=True)->'ToCoAD':
-        "Build the memory bank from the current F's patch features of `samples` (all processes' shares gathered)."
-        rt = self._runtime(); t1 = time.perf_counter()
-        ds = AnomalyDataset(samples, self.transform)
-        mine = Subset(ds, range(rt.rank, len(ds), rt.world))
-        feats = torch.cat([self.patch_features(b['image']).cpu() for b in tqdm(self._loader(mine), desc='memory features', disable=not (progress and rt.main), leave=False)])
-        feats = _gather_in_order(feats.to(rt.device), rt, len(ds))
-        self.grid = tuple(feats.shape[-2:]); self.thresholds = self.holdout_thresholds(feats)
-        flat = feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])
-        t2 = time.perf_counter(); self.bank.fit(flat.to(rt.device), progress and rt.main)
-        self.timings.update(features_s=t2 - t1, coreset_s=time.perf_counter() - t2, n_patches=len(flat), bank_size=len(self.bank.bank),
-                             coreset_greedy=self.bank.selected_by, knn_index=self.bank.nn.index, knn_probe=getattr(self.bank.nn, 'probe', None), knn_probe_recall=self.bank.probe_recall)
-        return self
+# %% ../nbs/10_model.ipynb #673f7d63
+@patch
+@torch.no_grad()
+def patch_features(self:ToCoAD, x:torch.Tensor)->torch.Tensor:
+    "B×C×h×w patch features of normalised images `x`."
+    rt = self.runtime
+    with rt.autocast(): feats = self.F(rt.to(x))
+    return memory.patch_features(feats, self.cfg.memory_layers, self.cfg.patch_size, self.cfg.feature_dim, self.cfg.patch_pool_pad)
 
-    def _loader(self, ds, batch_size=None):
-        return DataLoader(ds, batch_size=batch_size or self.cfg.batch_size, shuffle=False, num_workers=self.cfg.num_workers, pin_memory=self._runtime().cuda)
+# %% ../nbs/10_model.ipynb #fc7f2f9f
+@patch
+def loader(self:ToCoAD, ds, batch_size:int|None=None)->DataLoader:
+    "An in-order loader over dataset `ds` with the config's batch size and workers."
+    return DataLoader(ds, batch_size=batch_size or self.cfg.batch_size, shuffle=False, num_workers=self.cfg.num_workers, pin_memory=self.runtime.cuda)
 
-    @torch.no_grad()
-    def patch_features(self, x:torch.Tensor)->torch.Tensor:
-        "B×C×h×w patch features of normalised images `x`."
-        rt = self._runtime()
-        with rt.autocast(): feats = self.F(rt.to(x))
-        return patch_features(feats, self.cfg.memory_layers, self.cfg.patch_size, self.cfg.feature_dim, self.cfg.patch_pool_pad)
+# %% ../nbs/10_model.ipynb #418fc27d
+@patch
+def features(self:ToCoAD, samples:list[Sample], progress:bool=False)->torch.Tensor:
+    "N×C×h×w patch features of `samples`, in order, on the CPU."
+    ds = AnomalyDataset(samples, self.transform)
+    return torch.cat([self.patch_features(b['image']).cpu() for b in tqdm(self.loader(ds), desc='features', disable=not progress, leave=False)])
+
+# %% ../nbs/10_model.ipynb #b5c2a79d
+@patch
+def fit_bank(self:ToCoAD, samples:list[Sample], progress:bool=True)->ToCoAD:
+    "Build the memory bank from the current F's patch features of `samples` (all processes' shares gathered)."
+    rt = self.runtime; t1 = time.perf_counter()
+    feats = self.features(samples[rt.rank::rt.world], progress and rt.main)
+    feats = _gather_in_order(feats.to(rt.device), rt, len(samples))
+    self.grid = tuple(feats.shape[-2:]); self.thresholds = self.holdout_thresholds(feats)
+    flat = feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])
+    t2 = time.perf_counter(); self.bank.fit(flat.to(rt.device), progress and rt.main)
+    self.timings.update(features_s=t2 - t1, coreset_s=time.perf_counter() - t2, n_patches=len(flat), bank_size=len(self.bank.bank),
+                        coreset_greedy=self.bank.selected_by, knn_index=self.bank.nn.index, knn_probe=getattr(self.bank.nn, 'probe', None), knn_probe_recall=self.bank.probe_recall)
+    return self
 
 # %% ../nbs/10_model.ipynb #b2e3e2b7
-def _holdout_thresholds(self:ToCoAD, feats:torch.Tensor)->dict|None:
+@patch
+def holdout_thresholds(self:ToCoAD, feats:torch.Tensor)->dict|None:
     "Image and pixel thresholds from held-out training images, scored against a first bank of the others (None when too few)."
     c = self.cfg; n = len(feats); k = int(round(c.threshold_holdout * n))
     if k < 1 or n - k < 1: return None
@@ -149,30 +172,40 @@ def _holdout_thresholds(self:ToCoAD, feats:torch.Tensor)->dict|None:
     raw, s = bank_from_config(c).fit(flat(feats[rest.to(feats.device)])).score(flat(feats[held.to(feats.device)]))
     s, raw = s.reshape(-1, h, w), raw.reshape(-1, h, w)
     scores = s.flatten(1).max(1).values.cpu().numpy()
-    maps = anomaly_map(s if c.map_scores == 'reweighted' else raw, (c.image_size, c.image_size), c.smoothing_sigma, c.map_upsample).cpu().numpy()
+    maps = anomaly_map(s if c.map_scores == 'reweighted' else raw, hw(c.image_size), c.smoothing_sigma, c.map_upsample).cpu().numpy()
     return dict(image=float(np.quantile(scores, c.threshold_quantile)), pixel=float(np.quantile(maps, c.pixel_threshold_quantile)),
                 rule=f'quantiles {c.threshold_quantile} (image) and {c.pixel_threshold_quantile} (pixel) of {len(held)} held-out normal training images',
                 held_out_scores=[float(v) for v in scores])
-ToCoAD.holdout_thresholds = _holdout_thresholds
+
+# %% ../nbs/10_model.ipynb #e61da43c
+@patch
+@torch.no_grad()
+def score_features(self:ToCoAD, pf:torch.Tensor, # B×C×h×w patch features
+                   bank:MemoryBank|None=None # None: the model's own; the inference panel hands in others
+                  )->dict:
+    "Image scores (Eq. 9's max), raw image scores (Eq. 8's max) and anomaly maps (B×H×W) of patch features `pf`."
+    B, C, h, w = pf.shape; c = self.cfg
+    raw, s = (bank or self.bank).score(pf.permute(0, 2, 3, 1).reshape(-1, C))
+    raw, s = raw.reshape(B, h, w), s.reshape(B, h, w)
+    return dict(scores=s.flatten(1).max(1).values.cpu(), raw_scores=raw.flatten(1).max(1).values.cpu(),
+                maps=anomaly_map(s if c.map_scores == 'reweighted' else raw, hw(c.image_size), c.smoothing_sigma, c.map_upsample).cpu())
 
 # %% ../nbs/10_model.ipynb #13fe505c
 @torch.no_grad()
 def _predict_tensor(self:ToCoAD, x:torch.Tensor)->dict:
-    S = self.cfg.image_size
-    if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != (S, S):
-        raise TocoadError(f'predict expects normalised B×3×{S}×{S} tensors (or image files, which it resizes), got shape {tuple(x.shape)}')
-    pf = self.patch_features(x); B, C, h, w = pf.shape
-    raw, s = self.bank.score(pf.permute(0, 2, 3, 1).reshape(-1, C))
-    raw, s = raw.reshape(B, h, w), s.reshape(B, h, w)
-    out = dict(scores=s.flatten(1).max(1).values.cpu(), raw_scores=raw.flatten(1).max(1).values.cpu(),
-               maps=anomaly_map(s if self.cfg.map_scores == 'reweighted' else raw, (S, S), self.cfg.smoothing_sigma, self.cfg.map_upsample).cpu())
+    H, W = hw(self.cfg.image_size)
+    if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != (H, W):
+        raise TocoadError(f'predict expects normalised B×3×{H}×{W} tensors (or image files, which it resizes), got shape {tuple(x.shape)}')
+    out = self.score_features(self.patch_features(x))
     if self.thresholds:  # the decisions: 1.0 is the threshold
         t = self.thresholds; out.update(is_defective=out['scores'] >= t['image'], normalized_scores=out['scores'] / t['image'], pred_masks=out['maps'] >= t['pixel'])
     return out
 
-def predict(self:ToCoAD, images, # a normalised B×3×S×S tensor, or what `as_images` reads: paths, folders, globs, PIL images, arrays
+# %% ../nbs/10_model.ipynb #d1ae0569
+@patch
+def predict(self:ToCoAD, images, # a normalised B×3×H×W tensor, or what `as_images` reads: paths, folders, globs, PIL images, arrays
             batch_size:int|None=None)->dict:
-    "Image scores, raw (Eq. 8) image scores and anomaly maps (B×S×S) for `images`, in the order given (folders sorted)."
+    "Image scores, raw (Eq. 8) image scores and anomaly maps (B×H×W) for `images`, in the order given (folders sorted)."
     if self.F is None: raise TocoadError('the model is not fitted: call fit or ToCoAD.load first')
     if torch.is_tensor(images): return _predict_tensor(self, images)
     items = as_images(images); bs = batch_size or self.cfg.batch_size; outs = []
@@ -180,23 +213,23 @@ def predict(self:ToCoAD, images, # a normalised B×3×S×S tensor, or what `as_i
         x = torch.stack([self.transform.normalize(self.transform.image(to_pil(p))) for p in items[i:i + bs]])
         outs.append(_predict_tensor(self, x))
     return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
-ToCoAD.predict = predict
 
 # %% ../nbs/10_model.ipynb #0120aab8
-def _repr(self:ToCoAD)->str:
+@patch
+def __repr__(self:ToCoAD)->str:
     c, b = self.cfg, self.bank
     bank = 'not fitted' if b.bank is None else f'bank {len(b.bank)}×{b.bank.shape[1]} {str(b.bank.dtype).split(".")[-1]}, search ' + (
         f'ivf {b.nn.probe}/{len(b.cells[0])} cells' if b.cells else 'exact')
     th = f", thresholds image {self.thresholds['image']:.4g} pixel {self.thresholds['pixel']:.4g}" if self.thresholds else ''
     return f'ToCoAD(backbone={c.backbone!r}, stages={c.stages!r}, image_size={c.image_size}, memory_layers={list(c.memory_layers)}, {bank}{th})'
-ToCoAD.__repr__ = _repr
 
 # %% ../nbs/10_model.ipynb #11cd13c1
+@patch
 def evaluate(self:ToCoAD, samples:list[Sample], progress:bool=True)->dict:
     "All metrics on the test `samples`; keeps labels, scores, masks and maps in `self.last_eval`."
     if not samples: raise TocoadError('the test set is empty: nothing to evaluate')
     ds = AnomalyDataset(samples, self.transform); t0 = time.perf_counter(); parts = []
-    for b in tqdm(self._loader(ds), desc='evaluate', disable=not progress, leave=False):
+    for b in tqdm(self.loader(ds), desc='evaluate', disable=not progress, leave=False):
         p = _predict_tensor(self, b['image'])
         parts.append(dict(p, masks=b['mask'][:, 0] > 0.5, labels=b['label'], defects=b['defect'], paths=b['path'], has_mask=b['has_mask']))
     dt = time.perf_counter() - t0
@@ -206,9 +239,9 @@ def evaluate(self:ToCoAD, samples:list[Sample], progress:bool=True)->dict:
     res['raw_image_auroc'] = evaluate_scores(ev['labels'], ev['raw_scores'])['image_auroc']
     res['predict_images_per_s'] = len(ds) / dt
     return res
-ToCoAD.evaluate = evaluate
 
 # %% ../nbs/10_model.ipynb #3dfa7335
+@patch
 def calibrate(self:ToCoAD, samples:list[Sample], progress:bool=False)->dict:
     "Set the image and pixel thresholds at F1-max on labelled validation `samples` (good and defective; masks for the pixel threshold)."
     self.evaluate(samples, progress); ev = self.last_eval
@@ -220,18 +253,19 @@ def calibrate(self:ToCoAD, samples:list[Sample], progress:bool=False)->dict:
     self.thresholds = dict(image=ti, pixel=tp if tp is not None else self.thresholds['pixel'],
                            rule=f'F1-max on {len(samples)} labelled images (image F1 {fi:.3f}' + (f', pixel F1 {fp:.3f})' if fp is not None else ')'))
     return self.thresholds
-ToCoAD.calibrate = calibrate
 
-# %% ../nbs/10_model.ipynb #ddcd9f51
+# %% ../nbs/10_model.ipynb #b8074eb1
 MODEL_FORMAT = 1
 FORMER_DEFAULTS = dict(patch_pool_pad='exclude')  # how a model saved before a field existed was built: it loads as it was saved
 
+# %% ../nbs/10_model.ipynb #d8d6a994
 def _check_model_json(info, where:Path):
     "Every key `load` reads is there, with the right type."
     need = dict(format=int, config=dict, mean=list, std=list, bank_shape=list, grid=list)
     bad = [k for k, t in need.items() if not isinstance(info, dict) or not isinstance(info.get(k), t)]
     if bad: raise TocoadError(f'{where} lacks or mistypes {bad}: it was not written by tocoad or was edited; save the model again')
 
+# %% ../nbs/10_model.ipynb #a79f98c4
 def _check_bank(t:dict, where:Path):
     "The bank is finite and its neighbour table points into it."
     if 'bank' not in t: return
@@ -245,6 +279,8 @@ def _check_bank(t:dict, where:Path):
               and off.shape == (len(c) + 1,) and off[0] == 0 and off[-1] == len(t['bank']) and bool((off.diff() >= 0).all()) and p.numel() == 1 and 1 <= int(p) <= len(c))
         if not ok: raise TocoadError(f'{where}: the search cells (ivf_centroids, ivf_offsets, ivf_probe) do not fit the bank: the model is corrupt; fit it again')
 
+# %% ../nbs/10_model.ipynb #464a17a3
+@patch
 def save(self:ToCoAD, path:str|Path)->Path:
     "Write the fitted model to folder `path` (JSON + safetensors)."
     from safetensors.torch import save
@@ -257,8 +293,9 @@ def save(self:ToCoAD, path:str|Path)->Path:
                                       bank_shape=list(self.bank.bank.shape), timings=self.timings, thresholds=self.thresholds))
     return path
 
-@classmethod
-def load(cls, path:str|Path, device=None)->ToCoAD:
+# %% ../nbs/10_model.ipynb #768f6aa9
+@patch(cls_method=True)
+def load(cls:ToCoAD, path:str|Path, device=None)->ToCoAD:
     "Load a model folder written by `save` (never unpickles)."
     from safetensors.torch import load_file
     path = Path(path)
@@ -275,13 +312,13 @@ def load(cls, path:str|Path, device=None)->ToCoAD:
     m = cls(cfg)
     F = FeatureExtractor(cfg.backbone, str(path/'backbone.safetensors'), cfg.memory_layers)
     F.mean, F.std = tuple(info['mean']), tuple(info['std'])
-    m._set_extractor(F)
+    m.use_extractor(F)
     try: t = load_file(str(path/'bank.safetensors'))
     except Exception as e: raise TocoadError(f'{path/"bank.safetensors"} is not a valid safetensors file ({e})') from None
     if 'bank' not in t or list(t['bank'].shape) != info['bank_shape']:
         raise TocoadError(f'{path/"bank.safetensors"} does not match {path/"model.json"} (bank shape {info["bank_shape"]}); the folder mixes files of different models')
     _check_bank(t, path/'bank.safetensors')
-    dev = m._runtime().device
+    dev = m.runtime.device
     m.bank.load_state(t, dev)
     m.grid, m.timings = tuple(info['grid']), info.get('timings', {})
     t = info.get('thresholds')
@@ -289,5 +326,3 @@ def load(cls, path:str|Path, device=None)->ToCoAD:
         raise TocoadError(f'{path/"model.json"}: thresholds {t!r} are not two positive numbers: the file was edited; fit or calibrate again')
     m.thresholds = t
     return m
-
-ToCoAD.save, ToCoAD.load = save, load

@@ -14,7 +14,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 import torchvision.transforms.v2 as T
 from tqdm.auto import tqdm
-from .core import TocoadError, ToCoADConfig, LAYERS, get_device, seed_everything, atomic_write
+from .core import TocoadError, ToCoADConfig, LAYERS, hw, get_device, seed_everything, atomic_write
 from .data import AnomalyDataset, ImageTransform, Sample
 from .generators import make_generator
 from .backbone import FeatureExtractor
@@ -23,17 +23,18 @@ from .discriminator import DiscriminativeNetwork
 from .contrastive import ContrastiveHead, MomentumTarget, contrastive_loss
 
 # %% auto #0
-__all__ = ['CHECKPOINT', 'augmentation_set', 'StageDataset', 'Runtime', 'save_checkpoint', 'has_checkpoint', 'load_checkpoint',
-           'average_buffers', 'run_stage', 'train_stage1', 'FineTuned', 'set_batchnorm', 'train_stage2',
-           'generator_from_config', 'initial_extractor', 'train_tocoad', 'plot_history', 'changed_parameters',
-           'parameter_layers', 'weight_change', 'feature_similarity', 'plot_drift']
+__all__ = ['CHECKPOINT', 'PARTS', 'augmentation_set', 'StageDataset', 'Runtime', 'save_checkpoint', 'has_checkpoint',
+           'load_checkpoint', 'average_buffers', 'run_stage', 'train_stage1', 'FineTuned', 'set_batchnorm',
+           'train_stage2', 'generator_from_config', 'initial_extractor', 'create_part', 'train_tocoad', 'plot_history',
+           'changed_parameters', 'parameter_layers', 'weight_change', 'feature_similarity', 'plot_drift']
 
 # %% ../nbs/07_training.ipynb #bf2a223a
-def augmentation_set(size:int)->T.Compose:
-    "The augmentation set S of stage II, SimSiam's [40] with its pixel sizes scaled from 224 to `size`."
-    k = 2 * round(0.05 * size) + 1  # a blur kernel of about a tenth of the side (SimSiam/BYOL: 23 px at 224)
-    s = size / 224
-    return T.Compose([T.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=True),
+def augmentation_set(size:int|tuple)->T.Compose:
+    "The augmentation set S of stage II, SimSiam's [40] with its pixel sizes scaled from 224 to `size` (a side, or height × width)."
+    H, W = hw(size); short = min(H, W)
+    k = 2 * round(0.05 * short) + 1  # a blur kernel of about a tenth of the shorter side (SimSiam/BYOL: 23 px at 224)
+    s, a = short / 224, W / H  # crops keep SimSiam's aspect range (3/4 to 4/3) relative to the input's own aspect
+    return T.Compose([T.RandomResizedCrop((H, W), scale=(0.2, 1.0), ratio=(0.75 * a, a / 0.75), antialias=True),
                       T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
                       T.RandomGrayscale(p=0.2),
                       T.RandomApply([T.GaussianBlur(k, sigma=(0.1 * s, 2.0 * s))], p=0.5),
@@ -118,12 +119,14 @@ def _flatten_optimizer(opt:torch.optim.Optimizer):
             else: scalars[f'{idx}.{k}'] = v
     return tensors, {'param_groups': sd['param_groups'], 'scalars': scalars}
 
+# %% ../nbs/07_training.ipynb #a6b28ee8
 def _unflatten_optimizer(tensors:dict, meta:dict)->dict:
     state = {}
     for key, v in list(tensors.items()) + list(meta['scalars'].items()):
         idx, k = key.split('.', 1); state.setdefault(int(idx), {})[k] = v
     return {'state': state, 'param_groups': meta['param_groups']}
 
+# %% ../nbs/07_training.ipynb #1fb5e084
 CHECKPOINT = 'checkpoint.safetensors'
 
 def save_checkpoint(path:str|Path, # folder of the checkpoint
@@ -142,6 +145,7 @@ def save_checkpoint(path:str|Path, # folder of the checkpoint
     atomic_write(path/CHECKPOINT, save(tensors, metadata={'tocoad_checkpoint': info}))
     return path
 
+# %% ../nbs/07_training.ipynb #f649b514
 def has_checkpoint(path:str|Path)->bool:
     "True when folder `path` holds a checkpoint (refusing one written by an older tocoad)."
     path = Path(path)
@@ -149,6 +153,7 @@ def has_checkpoint(path:str|Path)->bool:
         raise TocoadError(f'{path} holds a checkpoint of an older tocoad (checkpoint.json + tensors.safetensors); resume it with that version or start a new --out')
     return (path/CHECKPOINT).is_file()
 
+# %% ../nbs/07_training.ipynb #81369d25
 def load_checkpoint(path:str|Path, modules:dict, optimizer=None, map_location='cpu')->dict:
     "Load a checkpoint written by `save_checkpoint` into `modules` (and `optimizer`); returns its meta."
     from safetensors import safe_open
@@ -173,11 +178,13 @@ def _lr_schedule(opt, cfg:ToCoADConfig, stage:int, epochs:int):
     if stage == 1: return torch.optim.lr_scheduler.MultiStepLR(opt, [max(1, int(m * epochs)) for m in cfg.lr_milestones], cfg.lr_gamma)
     return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
 
+# %% ../nbs/07_training.ipynb #0e915f70
 def average_buffers(m:nn.Module, world:int):
     "All-reduce the floating-point buffers (batch-norm statistics) of `m` to their mean over processes."
     for b in m.buffers():
         if b.is_floating_point(): dist.all_reduce(b); b.div_(world)
 
+# %% ../nbs/07_training.ipynb #73b7a538
 def run_stage(stage:int, step_fn, modules:dict, params:list, dataset:StageDataset, cfg:ToCoADConfig, rt:Runtime,
               out_dir:str|Path|None=None, resume:bool=False, progress:bool=True, after_step=None, on_step=None)->list:
     "Train `params` for stage `stage` by calling `step_fn(batch) -> dict of losses` on each batch; returns the history.\n    `on_step(n)` (if given) is called with the number of optimizer steps taken: once before the first, then after each."
@@ -289,21 +296,38 @@ def initial_extractor(cfg:ToCoADConfig)->FeatureExtractor:
     seed_everything(cfg.seed)
     return FeatureExtractor(cfg.backbone, cfg.weights, LAYERS)
 
+# %% ../nbs/07_training.ipynb #182547cc
+PARTS = ('F', 'transform', 'D', 'C', 'G')  # what `create_part` builds
+
+def create_part(name:str, # one of `PARTS`
+                cfg:ToCoADConfig,
+                F:FeatureExtractor|None=None, # D, C and the transform are sized and normalised to it
+                rt:Runtime|None=None # modules go to its device (None: left on the CPU)
+               ):
+    "Part `name` of ToCoAD as `cfg` describes it, as `train_tocoad` builds it."
+    if name == 'G': return generator_from_config(cfg)
+    if name == 'F': m = initial_extractor(cfg)
+    elif name not in PARTS: raise TocoadError(f'unknown part {name!r}; choose from {", ".join(PARTS)}')
+    elif F is None: raise TocoadError(f'create_part({name!r}) needs F: D, C and the transform are sized and normalised to it')
+    elif name == 'transform': return ImageTransform(cfg.image_size, cfg.resize, cfg.crop, F.mean, F.std)
+    elif name == 'D': m = DiscriminativeNetwork(F.channels, cfg.decoder_width)
+    else: m = ContrastiveHead(F.channels, cfg.cl_layers, cfg.cl_concat, cfg.proj_dim, cfg.pred_layers)
+    return rt.prepare(m) if rt is not None else m
+
 # %% ../nbs/07_training.ipynb #33befe87
 def train_tocoad(cfg:ToCoADConfig, samples:list[Sample], out_dir=None, resume:bool=False, progress:bool=True, rt:Runtime|None=None,
                  on_step=None):
     "Run the configured stages on the normal `samples`; returns (F, D, history)."
     rt = rt or Runtime(cfg.device, cfg.amp)
-    F = rt.prepare(initial_extractor(cfg))
-    tfm = ImageTransform(cfg.image_size, cfg.resize, cfg.crop, F.mean, F.std)
-    base = AnomalyDataset(samples, tfm, normalize=False)
-    gen = generator_from_config(cfg)
+    F = create_part('F', cfg, rt=rt)
+    base = AnomalyDataset(samples, create_part('transform', cfg, F), normalize=False)
+    gen = create_part('G', cfg)
     D, history = None, []
     if cfg.stages == 'dnp+ncl':
-        D = rt.prepare(DiscriminativeNetwork(F.channels, cfg.decoder_width))
+        D = create_part('D', cfg, F, rt)
         history += train_stage1(F, D, StageDataset(base, gen, 0, cfg.seed), cfg, rt, out_dir, resume, progress, on_step)
     if cfg.stages in ('ncl', 'dnp+ncl') and cfg.stage2_epochs > 0:
-        head = rt.prepare(ContrastiveHead(F.channels, cfg.cl_layers, cfg.cl_concat, cfg.proj_dim, cfg.pred_layers))
+        head = create_part('C', cfg, F, rt)
         ds = StageDataset(base, gen if D is not None else None, cfg.views, cfg.seed + 1)
         history += train_stage2(F, D, head, ds, cfg, rt, out_dir, resume, progress, on_step)
     F.eval().requires_grad_(False)

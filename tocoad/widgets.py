@@ -4,15 +4,20 @@
 
 # %% ../nbs/12_widgets.ipynb #6587521d
 from __future__ import annotations
-import time
+import copy, time
 import numpy as np
 import torch
 import ipywidgets as W
+import matplotlib.pyplot as plt
+from IPython import get_ipython
 from IPython.display import display, clear_output
-from .core import TocoadError
-from .generators import make_generator, perlin_mask
-from .memory import MemoryBank, anomaly_map
+from .core import TocoadError, GENERATORS
+from .data import AnomalyDataset
+from .generators import make_generator
 from .metrics import auroc
+from .training import Runtime, StageDataset, train_stage1, train_stage2, weight_change, create_part
+from .ablation import AXES
+from .model import ToCoAD, bank_from_config
 
 # %% auto #0
 __all__ = ['GeneratorPanel', 'LossPanel', 'ContrastivePanel', 'InferencePanel']
@@ -20,13 +25,12 @@ __all__ = ['GeneratorPanel', 'LossPanel', 'ContrastivePanel', 'InferencePanel']
 # %% ../nbs/12_widgets.ipynb #b2ea19c0
 def _live()->bool:
     "True inside a Jupyter kernel, where widget outputs are shown (not in scripts, tests or headless execution)."
-    from IPython import get_ipython
     ip = get_ipython()
     return ip is not None and getattr(ip, 'kernel', None) is not None
 
+# %% ../nbs/12_widgets.ipynb #fffd3502
 def _show(out:W.Output, fig):
     "Draw `fig` into the panel's output area (only in a live kernel; elsewhere the static figures stand in)."
-    import matplotlib.pyplot as plt
     if _live():
         with out:
             clear_output(wait=True); display(fig)
@@ -38,7 +42,7 @@ class GeneratorPanel:
     def __init__(self, image:torch.Tensor, # a normal image, 3×H×W in [0, 1]
                  seed:int=0):
         self.image = image
-        self.kind = W.Dropdown(options=['perlin', 'cutpaste', 'nsa'], value='perlin', description='generator')
+        self.kind = W.Dropdown(options=list(GENERATORS), value='perlin', description='generator')
         self.threshold = W.FloatSlider(value=0.5, min=0.1, max=0.9, step=0.05, description='threshold')
         self.scale = W.IntSlider(value=6, min=1, max=7, description='Perlin scale')
         self.beta = W.FloatRangeSlider(value=(0.0, 0.8), min=0, max=1, step=0.05, description='blend β')
@@ -63,7 +67,6 @@ class GeneratorPanel:
     def update(self):
         "Regenerate with the current controls and redraw."
         self.result = self.generator()(self.image, torch.Generator().manual_seed(self.seed.value))
-        import matplotlib.pyplot as plt
         fig, axs = plt.subplots(1, 2, figsize=(4, 2))
         axs[0].imshow(self.result.image.permute(1, 2, 0)); axs[1].imshow(self.result.mask[0], cmap='gray', vmin=0, vmax=1)
         axs[1].set_title(f'{self.result.mask.mean():.1%} anomalous', fontsize=8)
@@ -85,7 +88,6 @@ class LossPanel:
         self.update()
 
     def update(self):
-        import matplotlib.pyplot as plt
         pt = torch.linspace(0.01, 1, 100)
         a = self.alpha.value if self.use_alpha.value else 1.0
         self.curves = dict(p_t=pt, ce=-pt.log(), focal=-a * (1 - pt) ** self.gamma.value * pt.log())
@@ -104,18 +106,10 @@ class LossPanel:
 class ContrastivePanel:
     "Table 4/8/9 settings of C, each trained by a short stage II from one shared stage I; effect on features and scores."
     def __init__(self, cfg, train_samples:list, test_samples:list):
-        from tocoad.core import LAYERS, seed_everything
-        from tocoad.data import AnomalyDataset, ImageTransform
-        from tocoad.backbone import FeatureExtractor
-        from tocoad.discriminator import DiscriminativeNetwork
-        from tocoad.training import Runtime, StageDataset, train_stage1, generator_from_config
-        from tocoad.ablation import AXES
         self.cfg, self.train, self.test, self.rt = cfg.replace(stages='dnp+ncl'), train_samples, test_samples, Runtime(cfg.device, cfg.amp)
-        seed_everything(cfg.seed)
-        F0 = self.rt.prepare(FeatureExtractor(cfg.backbone, cfg.weights, LAYERS))
-        self.base = AnomalyDataset(train_samples, ImageTransform(cfg.image_size, cfg.resize, cfg.crop, F0.mean, F0.std), normalize=False)
-        self.gen = generator_from_config(cfg)
-        self.D = self.rt.prepare(DiscriminativeNetwork(F0.channels, cfg.decoder_width))
+        F0 = create_part('F', self.cfg, rt=self.rt)  # stage I once, as train_tocoad runs it; each setting then runs its own stage II
+        self.base = AnomalyDataset(train_samples, create_part('transform', self.cfg, F0), normalize=False)
+        self.gen, self.D = create_part('G', self.cfg), create_part('D', self.cfg, F0, self.rt)
         train_stage1(F0, self.D, StageDataset(self.base, self.gen, 0, cfg.seed), self.cfg, self.rt, progress=False)
         self.F0 = F0; self.cache = {}
         good = AnomalyDataset([s for s in test_samples if s.label == 0], self.base.transform, normalize=False)
@@ -124,7 +118,7 @@ class ContrastivePanel:
         self.syn_images = torch.stack([good.transform.normalize(a.image) for a in syn]); self.syn_masks = torch.stack([a.mask[0] > 0 for a in syn])
         self.layers = W.Dropdown(options=list(AXES['layers']), value='3+4', description='layers')
         self.concat = W.Checkbox(value=False, description='concatenate')
-        self.method = W.Dropdown(options=['simsiam', 'byol'], value='simsiam', description='method')
+        self.method = W.Dropdown(options=list(AXES['cl-method']), value='simsiam', description='method')
         self.out = W.Output()
         for c in (self.layers, self.concat, self.method): c.observe(lambda _: self.update(), names='value')
         self.widget = W.VBox([W.HBox([self.layers, self.concat, self.method]), self.out])
@@ -133,17 +127,12 @@ class ContrastivePanel:
     def setting(self)->tuple: return (self.layers.value, self.concat.value, self.method.value)
 
     def _run(self, key):
-        import copy
-        from tocoad.ablation import AXES
-        from tocoad.contrastive import ContrastiveHead
-        from tocoad.training import StageDataset, train_stage2, weight_change
-        from tocoad.model import ToCoAD
         layers, concat, method = key
         cfg = self.cfg.replace(cl_concat=concat, cl_method=method, **AXES['layers'][layers])
         F = copy.deepcopy(self.F0)
-        head = self.rt.prepare(ContrastiveHead(F.channels, cfg.cl_layers, cfg.cl_concat, cfg.proj_dim, cfg.pred_layers))
+        head = create_part('C', cfg, F, self.rt)
         hist = train_stage2(F, self.D, head, StageDataset(self.base, self.gen, cfg.views, cfg.seed + 1), cfg, self.rt, progress=False)
-        m = ToCoAD(cfg); m.rt = self.rt; m._set_extractor(F.eval().requires_grad_(False)); m.fit_bank(self.train, progress=False)
+        m = ToCoAD(cfg, runtime=self.rt).use_extractor(F.eval().requires_grad_(False)).fit_bank(self.train, progress=False)
         r = m.evaluate(self.test, progress=False)
         syn = m.predict(self.syn_images)['maps']
         return dict(synthetic_pixel_auroc=auroc(self.syn_masks, syn), image_auroc=r['image_auroc'], pixel_auroc=r['pixel_auroc'], l_sym=hist[-1]['l_sym'],
@@ -157,7 +146,6 @@ class ContrastivePanel:
 
     def figure(self):
         "Bars of the synthetic-anomaly pixel AUROC and the real test AUROCs of every setting trained so far."
-        import matplotlib.pyplot as plt
         names = [f'{l}{" cat" if c else ""} {m}\nΔF₃ {v["f_change"]:.2%}' for (l, c, m), v in self.cache.items()]
         fig, ax = plt.subplots(figsize=(1.5 + 1.1 * len(names), 2.4)); x = np.arange(len(names))
         for metric, off in [('synthetic_pixel_auroc', -0.2), ('pixel_auroc', 0.0), ('image_auroc', 0.2)]:
@@ -170,11 +158,9 @@ class ContrastivePanel:
 class InferencePanel:
     "Coreset fraction and b of Eq. 9 over cached features of a fitted `ToCoAD`: heatmaps, AUROC and time per image."
     def __init__(self, model, train_samples:list, test_samples:list, show:int=3):
-        from tocoad.data import AnomalyDataset
         if not test_samples: raise TocoadError('InferencePanel needs test samples')
         self.model = model
-        feats = lambda samples: torch.cat([model.patch_features(b['image']).cpu() for b in model._loader(AnomalyDataset(samples, model.transform))])
-        self.train = feats(train_samples); C = self.train.shape[1]
+        self.train = model.features(train_samples); C = self.train.shape[1]
         self.train_flat = self.train.permute(0, 2, 3, 1).reshape(-1, C)
         ds = AnomalyDataset(test_samples, model.transform)
         items = [ds[i] for i in range(len(ds))]
@@ -190,14 +176,10 @@ class InferencePanel:
         self.update()
 
     def update(self):
-        import matplotlib.pyplot as plt
-        bank = MemoryBank(self.ratio.value, 'projected', self.model.cfg.coreset_projection, self.b.value, self.model.cfg.knn_backend, self.model.cfg.seed)
+        bank = bank_from_config(self.model.cfg.replace(coreset_ratio=self.ratio.value, reweight_b=self.b.value))  # the model's bank, two settings changed
         t0 = time.perf_counter(); bank.fit(self.train_flat); t_fit = time.perf_counter() - t0
-        B, C, h, w = self.test.shape; t0 = time.perf_counter()
-        _, s = bank.score(self.test.permute(0, 2, 3, 1).reshape(-1, C))
-        s = s.reshape(B, h, w).cpu(); maps = anomaly_map(s, self.masks.shape[-2:], self.model.cfg.smoothing_sigma)
-        t_score = (time.perf_counter() - t0) / B
-        scores = s.flatten(1).max(1).values
+        t0 = time.perf_counter(); out = self.model.score_features(self.test, bank)  # the model's own scoring (Eq. 8, 9, the map)
+        t_score = (time.perf_counter() - t0) / len(self.test); maps, scores = out['maps'], out['scores']
         self.bank, self.maps, self.scores = bank, maps, scores
         self.metrics = dict(image_auroc=auroc(self.labels, scores), pixel_auroc=auroc(self.masks, maps), bank_size=len(bank.bank),
                             coreset_s=t_fit, score_ms_per_image=1000 * t_score)

@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 MPLBACKEND=Agg PYTHONWARNINGS=ignore::UserWarning
 bin=.venv/bin
 
+echo "== 0/3 lint: no unused imports or variables, no undefined names (ruff.toml)"
+"$bin/ruff" check --quiet tocoad tests benchmarks tools
+
 echo "== 1/3 nbdev_export leaves no diff"
 before=$(git status --porcelain -- tocoad; git diff -- tocoad)
 "$bin/nbdev_export"

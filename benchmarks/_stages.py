@@ -2,7 +2,8 @@
 import resource, time
 import torch
 from tocoad.data import AnomalyDataset
-from tocoad.training import Runtime, StageDataset, train_stage1, train_stage2, create_part
+from tocoad.runtime import Runtime
+from tocoad.training import StageDataset, train_stage1, train_stage2, create_part
 
 def peak_mb(rt):
     "Peak CUDA allocator memory on a GPU, else the process's peak resident memory, in MB."

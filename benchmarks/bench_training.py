@@ -6,7 +6,7 @@ import argparse, statistics, time
 import torch
 from tocoad.core import preset, hw
 from tocoad.data import load_samples, make_toy_dataset, AnomalyDataset
-from tocoad.training import Runtime
+from tocoad.runtime import Runtime
 from tocoad.model import ToCoAD
 from _stages import time_stages, peak_mb
 
@@ -22,7 +22,7 @@ def main():
     else: samples = load_samples(make_toy_dataset('/tmp/tocoad_bench_toy', categories=('washer',)), 'washer')
     samples = samples[:a.images]
     rt = Runtime(cfg.device, cfg.amp)
-    print(f'device {rt.device}, preset {a.preset}, backbone {cfg.backbone}, {'x'.join(map(str, hw(cfg.image_size)))} px, batch {cfg.batch_size}, {len(samples)} images')
+    print(f'device {rt.device}, preset {a.preset}, backbone {cfg.backbone}, {"x".join(map(str, hw(cfg.image_size)))} px, batch {cfg.batch_size}, {len(samples)} images')
     for name, dt, steps, loss, mb in time_stages(cfg, samples, rt):
         print(f'{name:>9}: {len(samples) / dt:7.2f} images/s  ({dt:.1f} s for one epoch)   peak memory {mb:.0f} MB')
     m = ToCoAD(cfg.replace(stages='none')); t = time.perf_counter(); m.fit(samples, progress=False); dt = time.perf_counter() - t

@@ -24,8 +24,10 @@ def test_imagenet_without_hub_fails_fast_with_the_ways_out():
     assert "weights='offline'" in msg and 'safetensors' in msg and "weights='random'" in msg
 
 def test_weights_file_must_fit(tmp_path):
-    p = save_backbone(FeatureExtractor('resnet18', 'random'), tmp_path / 'r18.safetensors')
-    assert torch.equal(FeatureExtractor('resnet18', str(p)).body.conv1.weight, FeatureExtractor('resnet18', str(p)).body.conv1.weight)
+    torch.manual_seed(1); saved = FeatureExtractor('resnet18', 'random'); p = save_backbone(saved, tmp_path / 'r18.safetensors')
+    torch.manual_seed(2); loaded = FeatureExtractor('resnet18', str(p))  # another seed: only the file can make them equal
+    for (n, a), (m, b) in zip(saved.named_parameters(), loaded.named_parameters()): assert n == m and torch.equal(a, b), n
+    assert not torch.equal(saved.body.conv1.weight, FeatureExtractor('resnet18', 'random').body.conv1.weight)  # a fresh one differs
     with pytest.raises(TocoadError, match='do not fit'): FeatureExtractor('resnet50', str(p))
 
 def test_pickled_checkpoint_is_not_unpickled(tmp_path):

@@ -75,3 +75,11 @@ def test_committed_outputs_hold_no_machine_paths(nb):
             text = ''.join(o.get('text', [])) + ''.join(''.join(v) for k, v in o.get('data', {}).items() if k.startswith('text/') and isinstance(v, list))
             found += [f'cell {i}: …{text[max(0, m.start() - 40):m.start() + 60]}…' for m in MACHINE_PATH.finditer(text)][:1]
     assert not found, '\n'.join(found)
+
+def test_nbdev_test_skips_the_slow_and_cuda_cells():
+    "nbdev splits tst_flags on spaces: 'slow|cuda' was one flag that matched no cell, so every flagged cell ran."
+    import os
+    from nbdev.config import get_config
+    here = os.getcwd(); os.chdir(ROOT)
+    try: assert set(get_config().tst_flags.split()) == {'slow', 'cuda'}
+    finally: os.chdir(here)

@@ -9,7 +9,8 @@ from tocoad.backbone import FeatureExtractor
 from tocoad.discriminator import DiscriminativeNetwork
 from tocoad.contrastive import ContrastiveHead
 from tocoad.generators import make_generator
-from tocoad.training import StageDataset, Runtime, train_stage1, train_stage2, train_tocoad, load_checkpoint
+from tocoad.runtime import Runtime
+from tocoad.training import StageDataset, train_stage1, train_stage2, train_tocoad, load_checkpoint
 
 @pytest.fixture(scope='module')
 def toy(tmp_path_factory):

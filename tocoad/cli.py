@@ -11,7 +11,8 @@ from .ablation import AXES
 from .run import claim_out_dir, run_fit, save_figure
 
 # %% auto #0
-__all__ = ['parse_overrides', 'config_from_args', 'unique_names', 'build_parser', 'one_line', 'main']
+__all__ = ['parse_overrides', 'config_from_args', 'unique_names', 'common_args', 'data_args', 'add_demo_and_data',
+           'add_fit_predict_export', 'add_benchmark_ablate', 'build_parser', 'one_line', 'main']
 
 # %% ../nbs/11_cli.ipynb #5afac17b
 def parse_overrides(items:list[str])->dict:
@@ -157,24 +158,28 @@ def _benchmark(args):
         results[cat] = run_fit(args.data, cat, args.format, cfg, out/cat, progress=not args.quiet)
     table = results_table(results); atomic_write(out/'table.md', table + '\n'); print(table)
 
-# %% ../nbs/11_cli.ipynb #274d0be7
-def build_parser()->argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='tocoad', description='ToCoAD: two-stage contrastive learning for industrial anomaly detection',
-                                epilog='presets: ' + '; '.join(f'{k}: {v}' for k, v in PRESET_NOTES.items()))
-    sub = p.add_subparsers(dest='command', required=True)
-    def common(q, default_preset='paper'):
-        q.add_argument('--preset', default=default_preset, choices=sorted(PRESETS), help=f'starting configuration (default {default_preset}); tiny is for tests: random weights')
-        q.add_argument('--train-stages', choices=STAGES, help="Table 5: 'none' = frozen features, 'ncl', or 'dnp+ncl' (default)")
-        q.add_argument('--set', nargs='*', metavar='FIELD=VALUE', help='override config fields, read as their declared types, e.g. --set lam=0.8 crop=false cl_layers=layer3,layer4')
-        q.add_argument('--device', help="'cpu', 'cuda' or 'cuda:N' (default: CUDA if available)")
-        q.add_argument('--quiet', action='store_true', help='no progress bars')
-    def data_args(q):
-        q.add_argument('--data', required=True, help='root folder of the dataset')
-        q.add_argument('--format', default='mvtec', choices=DATA_FORMATS, help='dataset layout (default mvtec)')
+# %% ../nbs/11_cli.ipynb #e138884b
+def common_args(q:argparse.ArgumentParser, default_preset:str='paper'):
+    "The options of every command that fits: preset, stages, config fields, device, progress."
+    q.add_argument('--preset', default=default_preset, choices=sorted(PRESETS), help=f'starting configuration (default {default_preset}); tiny is for tests: random weights')
+    q.add_argument('--train-stages', choices=STAGES, help="Table 5: 'none' = frozen features, 'ncl', or 'dnp+ncl' (default)")
+    q.add_argument('--set', nargs='*', metavar='FIELD=VALUE', help='override config fields, read as their declared types, e.g. --set lam=0.8 crop=false cl_layers=layer3,layer4')
+    q.add_argument('--device', help="'cpu', 'cuda' or 'cuda:N' (default: CUDA if available)")
+    q.add_argument('--quiet', action='store_true', help='no progress bars')
+
+# %% ../nbs/11_cli.ipynb #dd0d725e
+def data_args(q:argparse.ArgumentParser):
+    "Where a dataset is and its layout."
+    q.add_argument('--data', required=True, help='root folder of the dataset')
+    q.add_argument('--format', default='mvtec', choices=DATA_FORMATS, help='dataset layout (default mvtec)')
+
+# %% ../nbs/11_cli.ipynb #3c8b8ffd
+def add_demo_and_data(sub):
+    "`tocoad demo` and `tocoad data make-toy`."
     d = sub.add_parser('demo', help='run the whole method on the embedded toy dataset and write a report')
     d.add_argument('--out', default='tocoad_demo', help='output folder (default tocoad_demo)')
     d.add_argument('--categories', nargs='+', default=list(DEMO_CATEGORIES), choices=TOY_CATEGORIES, help=f'toy categories to run (default {" ".join(DEMO_CATEGORIES)}; rod is a long part, run at its own aspect)')
-    common(d, 'cpu')
+    common_args(d, 'cpu')
     data = sub.add_parser('data', help='dataset tools').add_subparsers(dest='data_command', required=True)
     t = data.add_parser('make-toy', help='write the embedded toy dataset (MVTec AD layout)')
     t.add_argument('--out', required=True, help='folder to write the dataset into')
@@ -182,10 +187,14 @@ def build_parser()->argparse.ArgumentParser:
     t.add_argument('--n-train', type=int, default=60, help='training images per category (default 60)')
     t.add_argument('--size', type=int, default=256, help='image side in pixels, the width of a long part (default 256)')
     t.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
+
+# %% ../nbs/11_cli.ipynb #2f785b3f
+def add_fit_predict_export(sub):
+    "`tocoad fit`, `predict` and `export`."
     f = sub.add_parser('fit', help='train on a category, evaluate, write model, metrics.json and report.md')
     data_args(f); f.add_argument('--category', required=True, help='category (sub-folder) of the dataset')
     f.add_argument('--out', required=True, help='output folder: model/, metrics.json, report.md, checkpoints')
-    f.add_argument('--resume', action='store_true', help='continue an interrupted run in --out'); common(f)
+    f.add_argument('--resume', action='store_true', help='continue an interrupted run in --out'); common_args(f)
     pr = sub.add_parser('predict', help='score images with a saved model')
     pr.add_argument('--model', required=True, help='model folder written by fit (RUN/model)')
     pr.add_argument('images', nargs='+', help='image files, folders of images, or glob patterns')
@@ -197,14 +206,26 @@ def build_parser()->argparse.ArgumentParser:
     ex.add_argument('--out', required=True, help='the .onnx file to write (never overwritten)')
     ex.add_argument('--format', default=EXPORT_FORMATS[0], choices=EXPORT_FORMATS, help='export format (default onnx)')
     ex.add_argument('--opset', type=int, default=17, help='ONNX opset version (default 17)')
+
+# %% ../nbs/11_cli.ipynb #70ac0853
+def add_benchmark_ablate(sub):
+    "`tocoad benchmark` and `ablate`."
     b = sub.add_parser('benchmark', help='fit several categories and print a Table 1-style table')
     data_args(b); b.add_argument('--categories', nargs='+', required=True, help='categories to fit, one after another')
-    b.add_argument('--out', required=True, help='output folder: one run folder per category, table.md (a rerun reuses finished categories)'); common(b)
+    b.add_argument('--out', required=True, help='output folder: one run folder per category, table.md (a rerun reuses finished categories)'); common_args(b)
     ab = sub.add_parser('ablate', help="re-run one of the paper's ablations (Tables 4-9): a table and a plot")
     data_args(ab); ab.add_argument('--category', required=True, help='category (sub-folder) of the dataset')
     ab.add_argument('--axis', required=True, choices=list(AXES), help='what to vary (Tables 4-9)')
     ab.add_argument('--values', nargs='+', help='only these settings of the axis (default: all)')
-    ab.add_argument('--out', required=True, help='output folder: one run per setting, ablation.md/.csv/.png'); common(ab)
+    ab.add_argument('--out', required=True, help='output folder: one run per setting, ablation.md/.csv/.png'); common_args(ab)
+
+# %% ../nbs/11_cli.ipynb #e67ca568
+def build_parser()->argparse.ArgumentParser:
+    "The `tocoad` command and its sub-commands."
+    p = argparse.ArgumentParser(prog='tocoad', description='ToCoAD: two-stage contrastive learning for industrial anomaly detection',
+                                epilog='presets: ' + '; '.join(f'{k}: {v}' for k, v in PRESET_NOTES.items()))
+    sub = p.add_subparsers(dest='command', required=True)
+    for add in (add_demo_and_data, add_fit_predict_export, add_benchmark_ablate): add(sub)
     return p
 
 # %% ../nbs/11_cli.ipynb #2a31a0ea

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+import torch.nn.functional as nnf  # `F` is the feature extractor, as in the paper
 from .core import TocoadError
 from .losses import symmetric_loss
 
@@ -44,7 +44,7 @@ class ContrastiveHead(nn.Module):
 
     def pooled(self, feats:dict)->list:
         "One pooled B×C vector per group."
-        return [torch.cat([F.adaptive_avg_pool2d(feats[l], 1).flatten(1) for l in g], 1) for g in self.groups]
+        return [torch.cat([nnf.adaptive_avg_pool2d(feats[l], 1).flatten(1) for l in g], 1) for g in self.groups]
 
     def forward(self, feats:dict)->list:
         "[(p, z)] per group for one view's features."
@@ -76,7 +76,7 @@ class MomentumTarget(nn.Module):
     def forward(self, x:torch.Tensor)->list:
         "Target projections [z] per group for a batch of images."
         feats = self.backbone(x)
-        pooled = [torch.cat([F.adaptive_avg_pool2d(feats[l], 1).flatten(1) for l in g], 1) for g in self.groups]
+        pooled = [torch.cat([nnf.adaptive_avg_pool2d(feats[l], 1).flatten(1) for l in g], 1) for g in self.groups]
         return [proj(v) for proj, v in zip(self.projectors, pooled)]
 
     @torch.no_grad()

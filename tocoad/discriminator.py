@@ -6,7 +6,7 @@
 from __future__ import annotations
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+import torch.nn.functional as nnf  # `F` is the feature extractor, as in the paper
 from .core import TocoadError, LAYERS
 
 # %% auto #0
@@ -44,9 +44,9 @@ class DiscriminativeNetwork(nn.Module):
         x = self.bottom(feats[self.layers[-1]])
         for l, block in self.ups.items():
             skip = feats[l]
-            x = block(torch.cat([F.interpolate(x, size=skip.shape[-2:], mode='bilinear', align_corners=False), skip], 1))
-        for block in self.head: x = block(F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False))
-        return self.out(F.interpolate(x, size=size, mode='bilinear', align_corners=False) if x.shape[-2:] != tuple(size) else x)
+            x = block(torch.cat([nnf.interpolate(x, size=skip.shape[-2:], mode='bilinear', align_corners=False), skip], 1))
+        for block in self.head: x = block(nnf.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False))
+        return self.out(nnf.interpolate(x, size=size, mode='bilinear', align_corners=False) if x.shape[-2:] != tuple(size) else x)
 
 # %% ../nbs/05_discriminator.ipynb #7f591fdc
 def decoder_shapes(D:DiscriminativeNetwork, feats:dict, size:tuple)->list:

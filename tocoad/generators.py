@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as nnf  # `F` is the feature extractor, as in the paper
 import torchvision.transforms.v2.functional as TF
 from .core import TocoadError
 from .data import list_images, read_image
@@ -121,7 +121,7 @@ def rotate_base(img:torch.Tensor, max_angle:float, generator=None)->torch.Tensor
         angle = (2 * torch.rand((), generator=generator).item() - 1) * max_angle
         c, s = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
         pw, ph = (int(math.ceil((a * c + b * s - a) / 2)) + 2 for a, b in ((W, H), (H, W)))  # what the rotation uncovers, per axis
-        padded = F.pad(img[None], (pw, pw, ph, ph), mode='reflect' if pw < W and ph < H else 'replicate')[0]  # reflect needs a pad under the side
+        padded = nnf.pad(img[None], (pw, pw, ph, ph), mode='reflect' if pw < W and ph < H else 'replicate')[0]  # reflect needs a pad under the side
         img = TF.center_crop(TF.rotate(padded, angle, interpolation=TF.InterpolationMode.BILINEAR), [H, W])
     k = int(torch.randint(4, (), generator=generator))
     return torch.rot90(img, k, (-2, -1)) if H == W else (torch.rot90(img, 2, (-2, -1)) if k % 2 else img)
@@ -217,7 +217,7 @@ class CutPasteGenerator(AnomalyGenerator):
 # %% ../nbs/02_generators.ipynb #79013208
 def poisson_blend(target:torch.Tensor, source:torch.Tensor, iters:int=300)->torch.Tensor:
     "Seamless clone of `source` into `target` (same C×h×w): source gradients inside, target values on the border."
-    u = target.clone(); lap = F.conv2d(F.pad(source[:, None], (1, 1, 1, 1), mode='replicate'),
+    u = target.clone(); lap = nnf.conv2d(nnf.pad(source[:, None], (1, 1, 1, 1), mode='replicate'),
                                        torch.tensor([[[[0., 1, 0], [1, -4, 1], [0, 1, 0]]]]))[:, 0]
     for _ in range(iters):  # Jacobi: u = (sum of 4 neighbours - laplacian of source) / 4, border fixed
         nb = u[:, :-2, 1:-1] + u[:, 2:, 1:-1] + u[:, 1:-1, :-2] + u[:, 1:-1, 2:]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+import torch.nn.functional as nnf  # `F` is the feature extractor, as in the paper
 from .core import TocoadError
 
 # %% auto #0
@@ -29,7 +29,7 @@ class FocalLoss(nn.Module):
                )->torch.Tensor:
         if target.ndim == logits.ndim: target = target.squeeze(1)
         target = target.long()
-        logp_t = F.log_softmax(logits.float(), 1).gather(1, target.unsqueeze(1)).squeeze(1)
+        logp_t = nnf.log_softmax(logits.float(), 1).gather(1, target.unsqueeze(1)).squeeze(1)
         loss = -(1 - logp_t.exp()).pow(self.gamma) * logp_t
         if self.alpha is not None: loss = loss * torch.where(target == 1, self.alpha, 1 - self.alpha)
         return loss.mean() if self.reduction == 'mean' else loss.sum() if self.reduction == 'sum' else loss
@@ -45,7 +45,7 @@ def make_mask_loss(name:str='focal', # 'focal' or 'ce' (Table 6)
 # %% ../nbs/04_losses.ipynb #d6476104
 def negative_cosine(p:torch.Tensor, z:torch.Tensor)->torch.Tensor:
     "Eq. 3, D(p, SG(z)): minus the mean cosine similarity, with no gradient through `z`."
-    return -(F.normalize(p, dim=1) * F.normalize(z.detach(), dim=1)).sum(1).mean()
+    return -(nnf.normalize(p, dim=1) * nnf.normalize(z.detach(), dim=1)).sum(1).mean()
 
 # %% ../nbs/04_losses.ipynb #abf21189
 def pair_loss(p1, z1, p2, z2)->torch.Tensor:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import numpy as np
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as nnf  # `F` is the feature extractor, as in the paper
 from tqdm.auto import tqdm
 from .core import TocoadError
 
@@ -26,12 +26,12 @@ def patch_features(feats:dict, # F's feature maps by layer name
     "B×C×H×W patch features: locally averaged layers, up-sampled to the first layer's grid, concatenated."
     grid = feats[layers[0]].shape[-2:]; out = []
     for l in layers:
-        f = F.avg_pool2d(feats[l].float(), patch_size, 1, patch_size // 2, count_include_pad=pad == 'include') if patch_size > 1 else feats[l].float()
-        out.append(f if f.shape[-2:] == grid else F.interpolate(f, size=grid, mode='bilinear', align_corners=False))
+        f = nnf.avg_pool2d(feats[l].float(), patch_size, 1, patch_size // 2, count_include_pad=pad == 'include') if patch_size > 1 else feats[l].float()
+        out.append(f if f.shape[-2:] == grid else nnf.interpolate(f, size=grid, mode='bilinear', align_corners=False))
     x = torch.cat(out, 1)
     if feature_dim is not None and feature_dim < x.shape[1]:
         B, C, H, W = x.shape
-        x = F.adaptive_avg_pool1d(x.permute(0, 2, 3, 1).reshape(-1, 1, C), feature_dim).reshape(B, H, W, feature_dim).permute(0, 3, 1, 2)
+        x = nnf.adaptive_avg_pool1d(x.permute(0, 2, 3, 1).reshape(-1, 1, C), feature_dim).reshape(B, H, W, feature_dim).permute(0, 3, 1, 2)
     return x
 
 # %% ../nbs/08_memory.ipynb #4e4bb71a
@@ -210,7 +210,7 @@ def kmeans(x:torch.Tensor, k:int, iters:int=10, seed:int=0)->tuple:
     c = x[pick].clone()
     for _ in range(iters):
         a = nearest_rows(x, c); cnt = torch.bincount(a, minlength=len(c))
-        sums = sum(F.one_hot(a[s:s + 16384], len(c)).float().T @ x[s:s + 16384] for s in range(0, len(x), 16384))  # deterministic on GPU too
+        sums = sum(nnf.one_hot(a[s:s + 16384], len(c)).float().T @ x[s:s + 16384] for s in range(0, len(x), 16384))  # deterministic on GPU too
         c = torch.where(cnt[:, None] > 0, sums / cnt.clamp(min=1)[:, None], c)  # an empty cell keeps its centroid
     return c, nearest_rows(x, c)
 
@@ -367,8 +367,8 @@ def gaussian_smooth(m:torch.Tensor, # B×1×H×W maps
     "Gaussian smoothing (σ in pixels, kernel ±4σ, reflected borders) as two 1-D passes: torchvision's `gaussian_blur`, K/2 times cheaper."
     r = int(4 * sigma + 0.5); x = torch.arange(-r, r + 1, dtype=torch.float32, device=m.device)
     k = torch.softmax(-x**2 / (2 * sigma**2), 0)
-    m = F.conv2d(F.pad(m, (r, r, 0, 0), mode='reflect'), k.view(1, 1, 1, -1))
-    return F.conv2d(F.pad(m, (0, 0, r, r), mode='reflect'), k.view(1, 1, -1, 1))
+    m = nnf.conv2d(nnf.pad(m, (r, r, 0, 0), mode='reflect'), k.view(1, 1, 1, -1))
+    return nnf.conv2d(nnf.pad(m, (0, 0, r, r), mode='reflect'), k.view(1, 1, -1, 1))
 
 # %% ../nbs/08_memory.ipynb #20b36cba
 def anomaly_map(patch_scores:torch.Tensor, # B×h×w patch scores
@@ -376,5 +376,5 @@ def anomaly_map(patch_scores:torch.Tensor, # B×h×w patch scores
                 sigma:float=4.0,
                 mode:str='bilinear')->torch.Tensor: # up-sampling: 'bilinear' or 'nearest' (PatchCore's)
     "B×H×W anomaly maps: up-sampling then Gaussian smoothing (σ in pixels)."
-    m = F.interpolate(patch_scores[:, None].float(), size=size, mode=mode, **({'align_corners': False} if mode == 'bilinear' else {}))
+    m = nnf.interpolate(patch_scores[:, None].float(), size=size, mode=mode, **({'align_corners': False} if mode == 'bilinear' else {}))
     return (gaussian_smooth(m, sigma) if sigma > 0 else m)[:, 0]

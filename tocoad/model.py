@@ -17,7 +17,8 @@ from .core import TocoadError, ToCoADConfig, hw, save_json, load_json, atomic_wr
 from PIL import Image
 from .data import AnomalyDataset, Sample, read_image, check_samples, expand_images
 from .backbone import FeatureExtractor, save_backbone
-from .training import Runtime, train_tocoad, create_part, weight_change, feature_similarity
+from .runtime import Runtime
+from .training import train_tocoad, create_part, weight_change, feature_similarity
 from . import memory  # memory.patch_features: the module-level name is ToCoAD.patch_features below
 from .memory import MemoryBank, anomaly_map
 from .metrics import evaluate_scores, best_f1_threshold
@@ -60,8 +61,8 @@ def as_samples(samples)->list[Sample]:
 # %% ../nbs/10_model.ipynb #70cc6619
 def bank_from_config(cfg:ToCoADConfig)->MemoryBank:
     "The empty `MemoryBank` that `cfg` describes (coreset, Eq. 9's b, search, dtype)."
-    return MemoryBank(cfg.coreset_ratio, cfg.coreset_method, cfg.coreset_projection, cfg.reweight_b, cfg.knn_backend, cfg.seed,
-                      cfg.knn_index, cfg.bank_dtype, greedy=cfg.coreset_greedy)
+    return MemoryBank(coreset_ratio=cfg.coreset_ratio, method=cfg.coreset_method, projection=cfg.coreset_projection, b=cfg.reweight_b,
+                      backend=cfg.knn_backend, seed=cfg.seed, index=cfg.knn_index, dtype=cfg.bank_dtype, greedy=cfg.coreset_greedy)
 
 # %% ../nbs/10_model.ipynb #60eb57c3
 def _gather_in_order(x:torch.Tensor, rt:Runtime, n_total:int)->torch.Tensor:

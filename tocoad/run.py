@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING: from tocoad.model import ToCoAD  # imported where a fit runs: `tocoad --help` stays instant
 
 # %% auto #0
-__all__ = ['MARKER', 'claim_out_dir', 'save_figure', 'write_report', 'run_fit']
+__all__ = ['MARKER', 'claim_out_dir', 'save_figure', 'report_figures', 'write_report', 'run_fit']
 
 # %% ../nbs/10_run.ipynb #69d5be6a
 MARKER = 'tocoad_output.json'
@@ -34,9 +34,9 @@ def save_figure(fig, path):
     import matplotlib.pyplot as plt
     fig.savefig(path, dpi=80, bbox_inches='tight'); plt.close(fig)
 
-# %% ../nbs/10_run.ipynb #11353ab6
-def write_report(out:Path, category:str, metrics:dict, model:ToCoAD)->Path:
-    "Figures and `report.md` for one fitted and evaluated category."
+# %% ../nbs/10_run.ipynb #9d8ca285
+def report_figures(out:Path, model:ToCoAD)->list:
+    "The figures of a fitted and evaluated model, saved in `out`: [(title, file name)]."
     import matplotlib; matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt, numpy as np
     from tocoad.data import read_image
@@ -60,6 +60,12 @@ def write_report(out:Path, category:str, metrics:dict, model:ToCoAD)->Path:
     if model.drift:
         axs = plot_drift(model.drift['weight_change'], model.drift['feature_cosine']); save_figure(axs[0].figure, out/'drift.png')
         figs.append(('How far training moved F', 'drift.png'))
+    return figs
+
+# %% ../nbs/10_run.ipynb #ff4f9306
+def write_report(out:Path, category:str, metrics:dict, model:ToCoAD)->Path:
+    "Figures and `report.md` for one fitted and evaluated category."
+    figs = report_figures(out, model)
     fmt = lambda v: '–' if v is None else f'{v:.4f}'
     lines = [f'# ToCoAD on {category}', '', f"Stages: `{model.cfg.stages}`, backbone `{model.cfg.backbone}` ({model.cfg.weights}), "
              f"{'x'.join(map(str, hw(model.cfg.image_size)))} px, coreset {model.cfg.coreset_ratio:.0%} ({metrics['timings'].get('bank_size')} of {metrics['timings'].get('n_patches')} patches).", '',

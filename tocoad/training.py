@@ -4,17 +4,17 @@
 
 # %% ../nbs/07_training.ipynb #af471c37
 from __future__ import annotations
-import json, math, os, time
-from contextlib import nullcontext
+import json, math, time
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import Dataset
 import torchvision.transforms.v2 as T
 from tqdm.auto import tqdm
-from .core import TocoadError, ToCoADConfig, LAYERS, hw, get_device, seed_everything, atomic_write
+from .core import TocoadError, ToCoADConfig, LAYERS, hw, seed_everything, atomic_write
+from .runtime import Runtime
 from .data import AnomalyDataset, ImageTransform, Sample
 from .generators import make_generator
 from .backbone import FeatureExtractor
@@ -23,9 +23,9 @@ from .discriminator import DiscriminativeNetwork
 from .contrastive import ContrastiveHead, MomentumTarget, contrastive_loss
 
 # %% auto #0
-__all__ = ['CHECKPOINT', 'PARTS', 'augmentation_set', 'StageDataset', 'Runtime', 'save_checkpoint', 'has_checkpoint',
-           'load_checkpoint', 'average_buffers', 'run_stage', 'train_stage1', 'FineTuned', 'set_batchnorm',
-           'train_stage2', 'generator_from_config', 'initial_extractor', 'create_part', 'train_tocoad', 'plot_history',
+__all__ = ['CHECKPOINT', 'PARTS', 'augmentation_set', 'StageDataset', 'save_checkpoint', 'has_checkpoint', 'load_checkpoint',
+           'average_buffers', 'run_stage', 'train_stage1', 'FineTuned', 'set_batchnorm', 'train_stage2',
+           'generator_from_config', 'initial_extractor', 'create_part', 'train_tocoad', 'plot_history',
            'changed_parameters', 'parameter_layers', 'weight_change', 'feature_similarity', 'plot_drift']
 
 # %% ../nbs/07_training.ipynb #bf2a223a
@@ -64,51 +64,6 @@ class StageDataset(Dataset):
             torch.manual_seed(int(torch.randint(2**62, (), generator=g)))  # torchvision transforms use the global RNG
             out['views'] = torch.stack([norm(self.augment(x)) for _ in range(self.views)])
         return out
-
-# %% ../nbs/07_training.ipynb #adad9b7c
-class Runtime:
-    "Device, distributed rank/world size and precision settings of this process."
-    def __init__(self, device=None, amp:bool=True):
-        self.world = int(os.environ.get('WORLD_SIZE', 1)); self.rank = int(os.environ.get('RANK', 0))
-        local = int(os.environ.get('LOCAL_RANK', 0))
-        self.device = get_device(device)
-        if self.device.type == 'cuda' and self.world > 1 and self.device.index is None: self.device = torch.device('cuda', local)
-        if self.device.type == 'cuda': torch.cuda.set_device(self.device)
-        if self.world > 1 and not (dist.is_available() and dist.is_initialized()):
-            dist.init_process_group('nccl' if self.device.type == 'cuda' else 'gloo')
-        self.cuda = self.device.type == 'cuda'
-        self.amp = amp and self.cuda
-
-    @property
-    def main(self)->bool: return self.rank == 0
-    @property
-    def distributed(self)->bool: return self.world > 1
-
-    def autocast(self): return torch.autocast('cuda', dtype=torch.bfloat16) if self.amp else nullcontext()
-
-    def to(self, x:torch.Tensor)->torch.Tensor:
-        x = x.to(self.device, non_blocking=self.cuda)
-        return x.contiguous(memory_format=torch.channels_last) if self.cuda and x.ndim == 4 else x
-
-    def prepare(self, m:nn.Module)->nn.Module:
-        m = m.to(self.device)
-        return m.to(memory_format=torch.channels_last) if self.cuda else m
-
-    def wrap(self, m:nn.Module, find_unused:bool=False)->nn.Module:
-        "DistributedDataParallel when running under torchrun, else the module itself."
-        if not self.distributed: return m
-        return nn.parallel.DistributedDataParallel(m, device_ids=[self.device.index] if self.cuda else None, find_unused_parameters=find_unused)
-
-    def loader(self, ds:Dataset, batch_size:int, num_workers:int, seed:int, epoch:int)->DataLoader:
-        "Shuffled batches (a distributed sampler under torchrun), reproducible from (seed, epoch)."
-        if len(ds) < 2 * self.world: raise TocoadError(f'only {len(ds)} training images: need at least {2 * self.world}')
-        per_rank = math.ceil(len(ds) / self.world); bs = min(batch_size, per_rank)
-        if self.distributed:
-            sampler = DistributedSampler(ds, self.world, self.rank, shuffle=True, seed=seed, drop_last=True); sampler.set_epoch(epoch)
-            kw = dict(sampler=sampler)
-        else: kw = dict(shuffle=True, generator=torch.Generator().manual_seed(seed * 1000 + epoch))
-        return DataLoader(ds, batch_size=bs, drop_last=per_rank % bs == 1, num_workers=num_workers,
-                          pin_memory=self.cuda, persistent_workers=False, **kw)
 
 # %% ../nbs/07_training.ipynb #7831b664
 def _flatten_optimizer(opt:torch.optim.Optimizer):
@@ -203,7 +158,7 @@ def run_stage(stage:int, step_fn, modules:dict, params:list, dataset:StageDatase
     if on_step is not None: on_step(len(history))
     for epoch in range(start, epochs):
         dataset.epoch = epoch; t0, n = time.perf_counter(), 0
-        loader = rt.loader(dataset, cfg.batch_size, cfg.num_workers, cfg.seed, epoch)
+        loader = rt.loader(dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed, epoch=epoch)
         bar = tqdm(loader, desc=f'stage {"I" if stage == 1 else "II"} epoch {epoch + 1}/{epochs}', disable=not (progress and rt.main), leave=False)
         for batch in bar:
             losses = step_fn(batch)

@@ -8,14 +8,17 @@ import copy, time
 import numpy as np
 import torch
 import ipywidgets as W
+from fastcore.basics import patch
 import matplotlib.pyplot as plt
 from IPython import get_ipython
 from IPython.display import display, clear_output
 from .core import TocoadError, GENERATORS
 from .data import AnomalyDataset
 from .generators import make_generator
+from .losses import FocalLoss
 from .metrics import auroc
-from .training import Runtime, StageDataset, train_stage1, train_stage2, weight_change, create_part
+from .runtime import Runtime
+from .training import StageDataset, train_stage1, train_stage2, weight_change, create_part
 from .ablation import AXES
 from .model import ToCoAD, bank_from_config
 
@@ -75,7 +78,7 @@ class GeneratorPanel:
 
 # %% ../nbs/12_widgets.ipynb #a5466053
 class LossPanel:
-    "Focal loss vs cross-entropy over p_t, and the λ-weighted stage II loss over a training history."
+    "The library's focal loss vs cross-entropy over p_t, and Eq. 6's λ-weighting of a recorded stage II history (re-weighted, not retrained)."
     def __init__(self, history:list|None=None):
         self.history = [h for h in (history or []) if 'l_sym' in h and 'l_neg' in h]
         self.alpha = W.FloatSlider(value=0.5, min=0.05, max=0.95, step=0.05, description='α (anomalous)')
@@ -88,9 +91,10 @@ class LossPanel:
         self.update()
 
     def update(self):
-        pt = torch.linspace(0.01, 1, 100)
-        a = self.alpha.value if self.use_alpha.value else 1.0
-        self.curves = dict(p_t=pt, ce=-pt.log(), focal=-a * (1 - pt) ** self.gamma.value * pt.log())
+        pt = torch.linspace(0.01, 0.99, 99); target = torch.ones(99, dtype=torch.long)  # an anomalous pixel that D gives probability p_t
+        logits = torch.stack([torch.zeros(99), (pt / (1 - pt)).log()], 1)  # softmax of these two logits is (1 - p_t, p_t)
+        alpha = self.alpha.value if self.use_alpha.value else None
+        self.curves = dict(p_t=pt, ce=FocalLoss(None, 0.0, 'none')(logits, target), focal=FocalLoss(alpha, self.gamma.value, 'none')(logits, target))
         n = 2 if self.history else 1
         fig, axs = plt.subplots(1, n, figsize=(3.2 * n, 2.3), squeeze=False); axs = axs[0]
         axs[0].plot(pt, self.curves['ce'], label='cross-entropy'); axs[0].plot(pt, self.curves['focal'], label='focal')
@@ -102,7 +106,7 @@ class LossPanel:
             axs[1].plot(self.total, label=f'L (λ={lam:.2f})', lw=2); axs[1].set_xlabel('step'); axs[1].legend(fontsize=7)
         _show(self.out, fig)
 
-# %% ../nbs/12_widgets.ipynb #a2cae106
+# %% ../nbs/12_widgets.ipynb #0cecaba4
 class ContrastivePanel:
     "Table 4/8/9 settings of C, each trained by a short stage II from one shared stage I; effect on features and scores."
     def __init__(self, cfg, train_samples:list, test_samples:list):
@@ -126,33 +130,38 @@ class ContrastivePanel:
 
     def setting(self)->tuple: return (self.layers.value, self.concat.value, self.method.value)
 
-    def _run(self, key):
-        layers, concat, method = key
-        cfg = self.cfg.replace(cl_concat=concat, cl_method=method, **AXES['layers'][layers])
-        F = copy.deepcopy(self.F0)
-        head = create_part('C', cfg, F, self.rt)
-        hist = train_stage2(F, self.D, head, StageDataset(self.base, self.gen, cfg.views, cfg.seed + 1), cfg, self.rt, progress=False)
-        m = ToCoAD(cfg, runtime=self.rt).use_extractor(F.eval().requires_grad_(False)).fit_bank(self.train, progress=False)
-        r = m.evaluate(self.test, progress=False)
-        syn = m.predict(self.syn_images)['maps']
-        return dict(synthetic_pixel_auroc=auroc(self.syn_masks, syn), image_auroc=r['image_auroc'], pixel_auroc=r['pixel_auroc'], l_sym=hist[-1]['l_sym'],
-                    f_change=weight_change(self.F0, F)['layer3'])  # how far stage II moved F's layer 3 from the shared stage I F
-
     def update(self):
         key = self.setting()
         if key not in self.cache: self.cache[key] = self._run(key)
         self.metrics = self.cache[key]
         _show(self.out, self.figure())
 
-    def figure(self):
-        "Bars of the synthetic-anomaly pixel AUROC and the real test AUROCs of every setting trained so far."
-        names = [f'{l}{" cat" if c else ""} {m}\nΔF₃ {v["f_change"]:.2%}' for (l, c, m), v in self.cache.items()]
-        fig, ax = plt.subplots(figsize=(1.5 + 1.1 * len(names), 2.4)); x = np.arange(len(names))
-        for metric, off in [('synthetic_pixel_auroc', -0.2), ('pixel_auroc', 0.0), ('image_auroc', 0.2)]:
-            bars = ax.bar(x + off, [v[metric] or 0 for v in self.cache.values()], 0.2, label=metric)
-            ax.bar_label(bars, fmt='%.3f', fontsize=5, rotation=90, padding=1)
-        ax.set_xticks(x, names, fontsize=7, rotation=20); ax.set_ylim(0.5, 1.0); ax.legend(fontsize=6, loc='lower right')
-        return fig
+# %% ../nbs/12_widgets.ipynb #8f25c118
+@patch
+def _run(self:ContrastivePanel, key:tuple)->dict:
+    "Stage II for one setting from the shared stage I, then the bank and the scores."
+    layers, concat, method = key
+    cfg = self.cfg.replace(cl_concat=concat, cl_method=method, **AXES['layers'][layers])
+    F = copy.deepcopy(self.F0)
+    head = create_part('C', cfg, F, self.rt)
+    hist = train_stage2(F, self.D, head, StageDataset(self.base, self.gen, cfg.views, cfg.seed + 1), cfg, self.rt, progress=False)
+    m = ToCoAD(cfg, runtime=self.rt).use_extractor(F.eval().requires_grad_(False)).fit_bank(self.train, progress=False)
+    r = m.evaluate(self.test, progress=False)
+    syn = m.predict(self.syn_images)['maps']
+    return dict(synthetic_pixel_auroc=auroc(self.syn_masks, syn), image_auroc=r['image_auroc'], pixel_auroc=r['pixel_auroc'], l_sym=hist[-1]['l_sym'],
+                f_change=weight_change(self.F0, F)['layer3'])  # how far stage II moved F's layer 3 from the shared stage I F
+
+# %% ../nbs/12_widgets.ipynb #b51be844
+@patch
+def figure(self:ContrastivePanel):
+    "Bars of the synthetic-anomaly pixel AUROC and the real test AUROCs of every setting trained so far."
+    names = [f'{l}{" cat" if c else ""} {m}\nΔF₃ {v["f_change"]:.2%}' for (l, c, m), v in self.cache.items()]
+    fig, ax = plt.subplots(figsize=(1.5 + 1.1 * len(names), 2.4)); x = np.arange(len(names))
+    for metric, off in [('synthetic_pixel_auroc', -0.2), ('pixel_auroc', 0.0), ('image_auroc', 0.2)]:
+        bars = ax.bar(x + off, [v[metric] or 0 for v in self.cache.values()], 0.2, label=metric)
+        ax.bar_label(bars, fmt='%.3f', fontsize=5, rotation=90, padding=1)
+    ax.set_xticks(x, names, fontsize=7, rotation=20); ax.set_ylim(0.5, 1.0); ax.legend(fontsize=6, loc='lower right')
+    return fig
 
 # %% ../nbs/12_widgets.ipynb #004e36ea
 class InferencePanel:

@@ -14,7 +14,7 @@ from fastcore.xtras import working_directory
 
 def _skip_flags(slow=False):
     cfg = ConfigParser(); cfg.read(Path(__file__).parents[1]/'settings.ini')
-    return set(cfg['DEFAULT'].get('tst_flags', '').split('|')) - {''} - ({'slow'} if slow else set())
+    return set(cfg['DEFAULT'].get('tst_flags', '').replace('|', ' ').split()) - ({'slow'} if slow else set())  # nbdev splits on spaces
 
 def _skip(cell, flags):
     if cell.cell_type != 'code': return True

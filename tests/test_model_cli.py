@@ -86,6 +86,18 @@ def test_cli_ablate_writes_table_and_plot(toy, tmp_path):
     r = tocoad('ablate', '--data', toy, '--category', 'washer', '--axis', 'layers', '--values', '5', '--out', tmp_path / 'abl2')
     assert r.returncode == 2 and "has no setting(s) ['5']" in r.stderr
 
+def test_cli_ablate_with_seeds_gives_mean_and_spread(toy, tmp_path):
+    import csv, statistics
+    r = tocoad('ablate', '--data', toy, '--category', 'washer', '--axis', 'stages', '--values', 'none', 'ncl', '--seeds', '3',
+               '--preset', 'tiny', '--device', 'cpu', '--quiet', '--out', tmp_path / 'abl')
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = list(csv.DictReader(open(tmp_path / 'abl' / 'ablation.csv')))
+    assert [(x['setting'], x['seed']) for x in rows] == [(s, str(k)) for s in ('none', 'ncl') for k in range(3)]
+    ncl = [float(x['pixel_auroc']) for x in rows if x['setting'] == 'ncl']
+    want = f'{100 * statistics.mean(ncl):.2f} ± {100 * statistics.stdev(ncl):.2f}'  # the sample std, as pandas computes it
+    line = next(l for l in (tmp_path / 'abl' / 'ablation.md').read_text().splitlines() if l.startswith('| ncl |'))
+    assert want in line and '3 seeds (mean ± std)' in r.stdout, (want, line)
+
 def test_cli_fit_dnp_ncl_moves_F_and_reports_it(toy, tmp_path):
     r = tocoad('fit', '--data', toy, '--category', 'washer', '--preset', 'tiny', '--train-stages', 'dnp+ncl', '--out', tmp_path / 'run',
                '--quiet', '--device', 'cpu')

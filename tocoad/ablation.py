@@ -9,7 +9,7 @@ from .core import TocoadError, ToCoADConfig, STAGES, GENERATORS, CL_METHODS, NEG
 from .run import claim_out_dir, run_fit
 
 # %% auto #0
-__all__ = ['AXES', 'PAPER_TABLE', 'AXIS_STAGES', 'ablation_settings', 'run_ablation', 'write_ablation']
+__all__ = ['AXES', 'PAPER_TABLE', 'AXIS_STAGES', 'ablation_settings', 'run_ablation', 'seed_note', 'write_ablation']
 
 # %% ../nbs/10a_ablation.ipynb #73eb3180
 AXES = {
@@ -35,35 +35,51 @@ def ablation_settings(axis:str, values:list|None=None)->dict:
     return {v: AXES[axis][v] for v in values}
 
 # %% ../nbs/10a_ablation.ipynb #dc361a98
-def run_ablation(data, category:str, axis:str, base:ToCoADConfig, out, fmt:str='mvtec', values:list|None=None, progress:bool=True)->list:
-    "Fit and evaluate `base` with each setting of `axis`; writes runs, `ablation.csv`, `ablation.md` and `ablation.png` to `out`."
+def run_ablation(data, category:str, axis:str, base:ToCoADConfig, out, fmt:str='mvtec', values:list|None=None, progress:bool=True,
+                 seeds:int=1 # runs per setting, with seeds base.seed, base.seed + 1, ...
+                )->list:
+    "Fit and evaluate `base` with each setting of `axis` and each seed; writes runs, `ablation.csv`, `ablation.md` and `ablation.png` to `out`."
     settings = ablation_settings(axis, values)
     if base.stages not in AXIS_STAGES[axis]:  # refuse before any work: every row would be the same run
         raise TocoadError(f"the {axis} axis has no effect with stages={base.stages!r} (it acts under {' or '.join(AXIS_STAGES[axis])}); use --train-stages {AXIS_STAGES[axis][-1]}")
+    if seeds < 1: raise TocoadError(f'seeds={seeds}: give at least one seed')
     out = claim_out_dir(out, 'ablate'); rows = []
     for name, kw in settings.items():
-        run_dir = out/name.replace(' ', '_').replace('+', 'p')
-        m = load_json(run_dir/'metrics.json') if (run_dir/'metrics.json').is_file() else run_fit(data, category, fmt, base.replace(**kw), run_dir, progress=progress)
-        rows.append(dict(axis=axis, setting=name, image_auroc=m['image_auroc'], pixel_auroc=m.get('pixel_auroc'), pixel_aupro=m.get('pixel_aupro'),
-                         fit_s=m['timings']['fit_s']))
-        if progress: print(f"[ablate] {axis} = {name}: image AUROC {m['image_auroc']:.4f}, pixel AUROC {m.get('pixel_auroc') or float('nan'):.4f}", flush=True)
+        for seed in range(base.seed, base.seed + seeds):
+            run_dir = out/name.replace(' ', '_').replace('+', 'p'); run_dir = run_dir/f'seed_{seed}' if seeds > 1 else run_dir
+            m = load_json(run_dir/'metrics.json') if (run_dir/'metrics.json').is_file() else run_fit(data, category, fmt, base.replace(**kw, seed=seed), run_dir, progress=progress)
+            rows.append(dict(axis=axis, setting=name, seed=seed, image_auroc=m['image_auroc'], pixel_auroc=m.get('pixel_auroc'), pixel_aupro=m.get('pixel_aupro'),
+                             fit_s=m['timings']['fit_s']))
+            if progress: print(f"[ablate] {axis} = {name}, seed {seed}: image AUROC {m['image_auroc']:.4f}, pixel AUROC {m.get('pixel_auroc') or float('nan'):.4f}", flush=True)
     write_ablation(rows, out, category)
     return rows
 
-# %% ../nbs/10a_ablation.ipynb #bf0bdacb
+# %% ../nbs/10a_ablation.ipynb #99090ae3
+def seed_note(df, metrics=('image_auroc', 'pixel_auroc', 'pixel_aupro'))->str:
+    "A warning for each metric whose largest spread over seeds (std) is larger than the range of the settings' means; '' if none."
+    if df['seed'].nunique() < 2: return ''
+    g = df.groupby('setting', sort=False)[list(metrics)]; mean, sd = g.mean(), g.std()
+    noisy = [f'{m.replace("_", " ")}: seeds spread ±{100 * sd[m].max():.2f}, settings differ by {100 * (mean[m].max() - mean[m].min()):.2f}'
+             for m in metrics if mean[m].notna().all() and sd[m].max() > mean[m].max() - mean[m].min()]
+    return ('**The seeds disagree more than the settings do** (points): ' + '; '.join(noisy) + '. This run cannot rank these settings.') if noisy else ''
+
+# %% ../nbs/10a_ablation.ipynb #3f1045d8
 def write_ablation(rows:list, out:Path, category:str):
-    "`ablation.csv`, `ablation.md` (percent, best in bold) and `ablation.png` (seaborn bars) for `rows`."
+    "`ablation.csv`, `ablation.md` (percent, mean ± std over seeds, best mean in bold) and `ablation.png` (seaborn bars, seeds' spread) for `rows`."
     import pandas as pd, seaborn as sns, matplotlib.pyplot as plt
     df = pd.DataFrame(rows); atomic_write(out/'ablation.csv', df.to_csv(index=False))
-    axis = rows[0]['axis']; pct = lambda v, best: '–' if v is None or v != v else (f'**{100 * v:.2f}**' if v == best else f'{100 * v:.2f}')
-    best = {k: df[k].max() for k in ('image_auroc', 'pixel_auroc')}
-    lines = [f'Ablation of `{axis}` (the paper\'s Table {PAPER_TABLE[axis]}) on {category}', '', '| setting | I-AUROC (%) | P-AUROC (%) | fit (s) |', '|---|---|---|---|']
-    lines += [f"| {r['setting']} | {pct(r['image_auroc'], best['image_auroc'])} | {pct(r['pixel_auroc'], best['pixel_auroc'])} | {r['fit_s']:.0f} |" for r in rows]
+    axis, n = rows[0]['axis'], df['seed'].nunique(); metrics = ['image_auroc', 'pixel_auroc', 'pixel_aupro']
+    g = df.groupby('setting', sort=False); mean, sd, fit = g[metrics].mean(), g[metrics].std(), g['fit_s'].mean()
+    cell = lambda s, m: '–' if mean[m][s] != mean[m][s] else ('**{:.2f}**' if mean[m][s] == mean[m].max() else '{:.2f}').format(100 * mean[m][s]) + (f' ± {100 * sd[m][s]:.2f}' if n > 1 else '')
+    lines = [f'Ablation of `{axis}` (the paper\'s Table {PAPER_TABLE[axis]}) on {category}, {n} seed{"s" if n > 1 else ""}' + (' (mean ± std)' if n > 1 else ''), '',
+             '| setting | I-AUROC (%) | P-AUROC (%) | AUPRO (%) | fit (s) |', '|---|---|---|---|---|']
+    lines += [f'| {s} | ' + ' | '.join(cell(s, m) for m in metrics) + f' | {fit[s]:.0f} |' for s in mean.index]
+    if note := seed_note(df): lines += ['', note]
     atomic_write(out/'ablation.md', '\n'.join(lines) + '\n')
     long = df.melt(id_vars='setting', value_vars=['image_auroc', 'pixel_auroc'], var_name='metric', value_name='AUROC')
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(df), 2.8))
-    sns.barplot(long, x='setting', y='AUROC', hue='metric', ax=ax)
-    lo = float(long['AUROC'].min()); ax.set_ylim(max(0, lo - 0.05), 1.0); ax.set_title(f'{axis} on {category}', fontsize=9)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(mean), 2.8))
+    sns.barplot(long, x='setting', y='AUROC', hue='metric', errorbar='sd' if n > 1 else None, ax=ax)
+    lo = float(long['AUROC'].min()); ax.set_ylim(max(0, lo - 0.05), 1.0); ax.set_title(f'{axis} on {category}' + (f' ({n} seeds, ± std)' if n > 1 else ''), fontsize=9)
     ax.legend(fontsize=7, loc='lower right'); ax.tick_params(axis='x', labelsize=8)
     fig.savefig(out/'ablation.png', dpi=80, bbox_inches='tight'); plt.close(fig)
     return out/'ablation.md'

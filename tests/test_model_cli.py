@@ -97,6 +97,7 @@ def test_cli_ablate_with_seeds_gives_mean_and_spread(toy, tmp_path):
     want = f'{100 * statistics.mean(ncl):.2f} ± {100 * statistics.stdev(ncl):.2f}'  # the sample std, as pandas computes it
     line = next(l for l in (tmp_path / 'abl' / 'ablation.md').read_text().splitlines() if l.startswith('| ncl |'))
     assert want in line and '3 seeds (mean ± std)' in r.stdout, (want, line)
+    assert 'on washer, generator perlin, 3 seeds' in r.stdout  # Table 5 ran on Perlin noise, as in the paper
 
 def test_cli_fit_dnp_ncl_moves_F_and_reports_it(toy, tmp_path):
     r = tocoad('fit', '--data', toy, '--category', 'washer', '--preset', 'tiny', '--train-stages', 'dnp+ncl', '--out', tmp_path / 'run',

@@ -9,7 +9,8 @@ from .core import TocoadError, ToCoADConfig, STAGES, GENERATORS, CL_METHODS, NEG
 from .run import claim_out_dir, run_fit
 
 # %% auto #0
-__all__ = ['AXES', 'PAPER_TABLE', 'AXIS_STAGES', 'ablation_settings', 'run_ablation', 'seed_note', 'write_ablation']
+__all__ = ['AXES', 'PAPER_TABLE', 'PAPER_GENERATOR', 'AXIS_STAGES', 'ablation_settings', 'run_ablation', 'seed_note',
+           'write_ablation']
 
 # %% ../nbs/10a_ablation.ipynb #73eb3180
 AXES = {
@@ -22,6 +23,7 @@ AXES = {
     'cl-method': {m: dict(cl_method=m) for m in CL_METHODS},
 }
 PAPER_TABLE = {'layers': 4, 'stages': 5, 'lambda': 6, 'generator': 7, 'concat': 8, 'cl-method': 9}
+PAPER_GENERATOR = {'layers': 'cutpaste', 'stages': 'perlin', 'lambda': 'cutpaste', 'generator': None, 'concat': 'cutpaste', 'cl-method': 'cutpaste'}
 # the stages under which an axis changes anything: G and λ act through D (stage I), C's settings through stage II
 AXIS_STAGES = {'layers': ('ncl', 'dnp+ncl'), 'stages': STAGES, 'lambda': ('dnp+ncl',), 'generator': ('dnp+ncl',),
                'concat': ('ncl', 'dnp+ncl'), 'cl-method': ('ncl', 'dnp+ncl')}
@@ -36,19 +38,22 @@ def ablation_settings(axis:str, values:list|None=None)->dict:
 
 # %% ../nbs/10a_ablation.ipynb #dc361a98
 def run_ablation(data, category:str, axis:str, base:ToCoADConfig, out, fmt:str='mvtec', values:list|None=None, progress:bool=True,
-                 seeds:int=1 # runs per setting, with seeds base.seed, base.seed + 1, ...
+                 seeds:int=1, # runs per setting, with seeds base.seed, base.seed + 1, ...
+                 generator:str='paper' # 'paper': the generator the paper used for this table (PAPER_GENERATOR); 'config': base's
                 )->list:
     "Fit and evaluate `base` with each setting of `axis` and each seed; writes runs, `ablation.csv`, `ablation.md` and `ablation.png` to `out`."
     settings = ablation_settings(axis, values)
     if base.stages not in AXIS_STAGES[axis]:  # refuse before any work: every row would be the same run
         raise TocoadError(f"the {axis} axis has no effect with stages={base.stages!r} (it acts under {' or '.join(AXIS_STAGES[axis])}); use --train-stages {AXIS_STAGES[axis][-1]}")
     if seeds < 1: raise TocoadError(f'seeds={seeds}: give at least one seed')
+    if generator not in ('paper', 'config'): raise TocoadError(f"generator={generator!r}: use 'paper' or 'config'")
+    if generator == 'paper' and PAPER_GENERATOR[axis]: base = base.replace(generator=PAPER_GENERATOR[axis])
     out = claim_out_dir(out, 'ablate'); rows = []
     for name, kw in settings.items():
         for seed in range(base.seed, base.seed + seeds):
             run_dir = out/name.replace(' ', '_').replace('+', 'p'); run_dir = run_dir/f'seed_{seed}' if seeds > 1 else run_dir
             m = load_json(run_dir/'metrics.json') if (run_dir/'metrics.json').is_file() else run_fit(data, category, fmt, base.replace(**kw, seed=seed), run_dir, progress=progress)
-            rows.append(dict(axis=axis, setting=name, seed=seed, image_auroc=m['image_auroc'], pixel_auroc=m.get('pixel_auroc'), pixel_aupro=m.get('pixel_aupro'),
+            rows.append(dict(axis=axis, setting=name, seed=seed, generator=base.replace(**kw).generator, image_auroc=m['image_auroc'], pixel_auroc=m.get('pixel_auroc'), pixel_aupro=m.get('pixel_aupro'),
                              fit_s=m['timings']['fit_s']))
             if progress: print(f"[ablate] {axis} = {name}, seed {seed}: image AUROC {m['image_auroc']:.4f}, pixel AUROC {m.get('pixel_auroc') or float('nan'):.4f}", flush=True)
     write_ablation(rows, out, category)
@@ -71,7 +76,8 @@ def write_ablation(rows:list, out:Path, category:str):
     axis, n = rows[0]['axis'], df['seed'].nunique(); metrics = ['image_auroc', 'pixel_auroc', 'pixel_aupro']
     g = df.groupby('setting', sort=False); mean, sd, fit = g[metrics].mean(), g[metrics].std(), g['fit_s'].mean()
     cell = lambda s, m: '–' if mean[m][s] != mean[m][s] else ('**{:.2f}**' if mean[m][s] == mean[m].max() else '{:.2f}').format(100 * mean[m][s]) + (f' ± {100 * sd[m][s]:.2f}' if n > 1 else '')
-    lines = [f'Ablation of `{axis}` (the paper\'s Table {PAPER_TABLE[axis]}) on {category}, {n} seed{"s" if n > 1 else ""}' + (' (mean ± std)' if n > 1 else ''), '',
+    gen = '' if axis == 'generator' else f", generator {rows[0]['generator']}"
+    lines = [f'Ablation of `{axis}` (the paper\'s Table {PAPER_TABLE[axis]}) on {category}{gen}, {n} seed{"s" if n > 1 else ""}' + (' (mean ± std)' if n > 1 else ''), '',
              '| setting | I-AUROC (%) | P-AUROC (%) | AUPRO (%) | fit (s) |', '|---|---|---|---|---|']
     lines += [f'| {s} | ' + ' | '.join(cell(s, m) for m in metrics) + f' | {fit[s]:.0f} |' for s in mean.index]
     if note := seed_note(df): lines += ['', note]

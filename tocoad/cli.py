@@ -135,7 +135,7 @@ def _export(args):
 # %% ../nbs/11_cli.ipynb #fe86cda2
 def _ablate(args):
     from tocoad.ablation import run_ablation
-    run_ablation(args.data, args.category, args.axis, config_from_args(args), args.out, args.format, args.values, progress=not args.quiet, seeds=args.seeds)
+    run_ablation(args.data, args.category, args.axis, config_from_args(args), args.out, args.format, args.values, progress=not args.quiet, seeds=args.seeds, generator=args.table_generator)
     print((Path(args.out)/'ablation.md').read_text()); print(f'table and plot: {Path(args.out).resolve()}')
 
 # %% ../nbs/11_cli.ipynb #573722ed
@@ -217,6 +217,7 @@ def add_benchmark_ablate(sub):
     data_args(ab); ab.add_argument('--category', required=True, help='category (sub-folder) of the dataset')
     ab.add_argument('--axis', required=True, choices=list(AXES), help='what to vary (Tables 4-9)')
     ab.add_argument('--values', nargs='+', help='only these settings of the axis (default: all)')
+    ab.add_argument('--table-generator', choices=['paper', 'config'], default='paper', help="anomaly generator: the one the paper used for that table (default; CutPaste for Tables 4, 6, 8, 9, Perlin for Table 5) or the config's")
     ab.add_argument('--seeds', type=int, default=1, help='runs per setting with seeds seed, seed+1, ...: the table gives mean ± std and says when the seeds disagree more than the settings (default 1)')
     ab.add_argument('--out', required=True, help='output folder: one run per setting, ablation.md/.csv/.png'); common_args(ab)
 

@@ -136,6 +136,16 @@ class ContrastivePanel:
         self.metrics = self.cache[key]
         _show(self.out, self.figure())
 
+    def figure(self):
+        "Bars of the synthetic-anomaly pixel AUROC and the real test AUROCs of every setting trained so far."
+        names = [f'{l}{" cat" if c else ""} {m}\nΔF₃ {v["f_change"]:.2%}' for (l, c, m), v in self.cache.items()]
+        fig, ax = plt.subplots(figsize=(1.5 + 1.1 * len(names), 2.4)); x = np.arange(len(names))
+        for metric, off in [('synthetic_pixel_auroc', -0.2), ('pixel_auroc', 0.0), ('image_auroc', 0.2)]:
+            bars = ax.bar(x + off, [v[metric] or 0 for v in self.cache.values()], 0.2, label=metric)
+            ax.bar_label(bars, fmt='%.3f', fontsize=5, rotation=90, padding=1)
+        ax.set_xticks(x, names, fontsize=7, rotation=20); ax.set_ylim(0.5, 1.0); ax.legend(fontsize=6, loc='lower right')
+        return fig
+
 # %% ../nbs/12_widgets.ipynb #8f25c118
 @patch
 def _run(self:ContrastivePanel, key:tuple)->dict:
@@ -150,18 +160,6 @@ def _run(self:ContrastivePanel, key:tuple)->dict:
     syn = m.predict(self.syn_images)['maps']
     return dict(synthetic_pixel_auroc=auroc(self.syn_masks, syn), image_auroc=r['image_auroc'], pixel_auroc=r['pixel_auroc'], l_sym=hist[-1]['l_sym'],
                 f_change=weight_change(self.F0, F)['layer3'])  # how far stage II moved F's layer 3 from the shared stage I F
-
-# %% ../nbs/12_widgets.ipynb #b51be844
-@patch
-def figure(self:ContrastivePanel):
-    "Bars of the synthetic-anomaly pixel AUROC and the real test AUROCs of every setting trained so far."
-    names = [f'{l}{" cat" if c else ""} {m}\nΔF₃ {v["f_change"]:.2%}' for (l, c, m), v in self.cache.items()]
-    fig, ax = plt.subplots(figsize=(1.5 + 1.1 * len(names), 2.4)); x = np.arange(len(names))
-    for metric, off in [('synthetic_pixel_auroc', -0.2), ('pixel_auroc', 0.0), ('image_auroc', 0.2)]:
-        bars = ax.bar(x + off, [v[metric] or 0 for v in self.cache.values()], 0.2, label=metric)
-        ax.bar_label(bars, fmt='%.3f', fontsize=5, rotation=90, padding=1)
-    ax.set_xticks(x, names, fontsize=7, rotation=20); ax.set_ylim(0.5, 1.0); ax.legend(fontsize=6, loc='lower right')
-    return fig
 
 # %% ../nbs/12_widgets.ipynb #004e36ea
 class InferencePanel:
@@ -192,10 +190,16 @@ class InferencePanel:
         self.bank, self.maps, self.scores = bank, maps, scores
         self.metrics = dict(image_auroc=auroc(self.labels, scores), pixel_auroc=auroc(self.masks, maps), bank_size=len(bank.bank),
                             coreset_s=t_fit, score_ms_per_image=1000 * t_score)
-        n = len(self.show); fig, axs = plt.subplots(1, n, figsize=(1.8 * n, 2.1), squeeze=False)
-        for ax, i in zip(axs[0], self.show):
-            ax.imshow(self.images[i]); ax.imshow(maps[i], cmap='jet', alpha=0.5, vmin=0, vmax=float(maps.max())); ax.axis('off')
-        fmt = lambda v: '–' if v is None else f'{v:.3f}'
-        fig.suptitle(f"bank {self.metrics['bank_size']}, image AUROC {fmt(self.metrics['image_auroc'])}, pixel AUROC {fmt(self.metrics['pixel_auroc'])}, "
-                     f"{self.metrics['score_ms_per_image']:.0f} ms/image", fontsize=8)
-        _show(self.out, fig)
+        _show(self.out, self.figure())
+
+# %% ../nbs/12_widgets.ipynb #939d5f17
+@patch
+def figure(self:InferencePanel):
+    "Heatmaps of the shown test images at the current setting, with the bank size, AUROCs and time per image."
+    n = len(self.show); fig, axs = plt.subplots(1, n, figsize=(1.8 * n, 2.1), squeeze=False)
+    for ax, i in zip(axs[0], self.show):
+        ax.imshow(self.images[i]); ax.imshow(self.maps[i], cmap='jet', alpha=0.5, vmin=0, vmax=float(self.maps.max())); ax.axis('off')
+    fmt = lambda v: '–' if v is None else f'{v:.3f}'
+    fig.suptitle(f"bank {self.metrics['bank_size']}, image AUROC {fmt(self.metrics['image_auroc'])}, pixel AUROC {fmt(self.metrics['pixel_auroc'])}, "
+                 f"{self.metrics['score_ms_per_image']:.0f} ms/image", fontsize=8)
+    return fig

@@ -2,7 +2,7 @@
 
 Cells flagged with any of `settings.ini`'s `tst_flags` (``#| slow``, ``#| cuda``) or ``#| eval: false``
 are skipped, exactly as `nbdev_test` skips them, so committed outputs never depend on a GPU or a long run.
-Usage: ``python tools/execute_nbs.py [--slow] [nbs/01_data.ipynb ...]`` (default: every notebook under ``nbs/``).
+Usage: ``python tools/execute_nbs.py [--slow] [--shrink-only] [nbs/01_data.ipynb ...]`` (default: every notebook under ``nbs/``).
 ``--slow`` also runs the ``#| slow`` cells (training), so that a tutorial's committed pictures include them.
 """
 import os, re, sys, time
@@ -25,6 +25,22 @@ def _skip(cell, flags):
         if words and (words[0] in flags or (words[0] == 'eval' and words[1:2] == ['false'])): return True
     return False
 
+def shrink_png(b64:str)->str:
+    "A figure as a 256-colour palette PNG (no dithering): plots and heatmaps look the same at a third of the bytes."
+    import base64, io
+    from PIL import Image
+    im = Image.open(io.BytesIO(base64.b64decode(b64)))
+    if im.mode == 'P': return b64  # already a palette image
+    out = io.BytesIO(); im.convert('RGB').quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(out, 'PNG', optimize=True)
+    return base64.b64encode(out.getvalue()).decode() if out.tell() < len(b64) * 3 // 4 else b64
+
+def shrink_outputs(nb):
+    "Every PNG output of `nb` through `shrink_png` (keeps notebooks under the 350 KB that tests/test_docs.py allows)."
+    for c in nb.cells:
+        for o in c.get('outputs', []):
+            if 'image/png' in o.get('data', {}):
+                v = o['data']['image/png']; o['data']['image/png'] = shrink_png(''.join(v) if isinstance(v, list) else v)
+
 def execute(fn, slow=False):
     "Run notebook `fn` top to bottom (flagged cells skipped) and write its outputs back."
     fn = Path(fn).resolve(); flags = _skip_flags(slow); nb = read_nb(fn)
@@ -33,10 +49,12 @@ def execute(fn, slow=False):
     os.environ['IN_TEST'] = '1'
     t = time.time(); shell = CaptureShell(fn)
     with working_directory(fn.parent): shell.run_all(nb, exc_stop=True, preproc=lambda c: _skip(c, flags))
-    write_nb(nb, fn)
+    shrink_outputs(nb); write_nb(nb, fn)
     print(f'{fn.name}: {time.time()-t:.1f}s')
 
 if __name__ == '__main__':
-    args = sys.argv[1:]; slow = '--slow' in args; args = [a for a in args if a != '--slow']
+    args = sys.argv[1:]; slow, only = '--slow' in args, '--shrink-only' in args; args = [a for a in args if a not in ('--slow', '--shrink-only')]
     nbs = args or sorted(str(p) for p in (Path(__file__).parents[1]/'nbs').glob('*.ipynb'))
-    for fn in nbs: execute(fn, slow)
+    for fn in nbs:
+        if only: nb = read_nb(fn); shrink_outputs(nb); write_nb(nb, fn)  # re-encode the committed figures without running anything
+        else: execute(fn, slow)

@@ -19,11 +19,11 @@ from .losses import FocalLoss
 from .metrics import auroc
 from .runtime import Runtime
 from .training import StageDataset, train_stage1, train_stage2, weight_change, create_part
-from .ablation import AXES
+from .ablation import AXES, PAPER_GENERATOR, ablation_settings
 from .model import ToCoAD, bank_from_config
 
 # %% auto #0
-__all__ = ['GeneratorPanel', 'LossPanel', 'ContrastivePanel', 'InferencePanel']
+__all__ = ['GeneratorPanel', 'LossPanel', 'ContrastivePanel', 'AblationPanel', 'InferencePanel']
 
 # %% ../nbs/12_widgets.ipynb #b2ea19c0
 def _live()->bool:
@@ -160,6 +160,34 @@ def _run(self:ContrastivePanel, key:tuple)->dict:
     syn = m.predict(self.syn_images)['maps']
     return dict(synthetic_pixel_auroc=auroc(self.syn_masks, syn), image_auroc=r['image_auroc'], pixel_auroc=r['pixel_auroc'], l_sym=hist[-1]['l_sym'],
                 f_change=weight_change(self.F0, F)['layer3'])  # how far stage II moved F's layer 3 from the shared stage I F
+
+# %% ../nbs/12_widgets.ipynb #7253a4cd
+class AblationPanel:
+    "One ablation axis (e.g. 'stages' for Table 5, 'generator' for Table 7): each setting fitted once (short, seeded, cached) and shown."
+    def __init__(self, axis:str, cfg, train_samples:list, test_samples:list):
+        self.axis, self.train, self.test, self.cache = axis, train_samples, test_samples, {}
+        self.cfg = cfg.replace(generator=PAPER_GENERATOR[axis]) if PAPER_GENERATOR[axis] else cfg
+        self.settings = ablation_settings(axis)
+        self.choice = W.Dropdown(options=list(self.settings), value=list(self.settings)[-1], description=axis)
+        self.out = W.Output(); self.choice.observe(lambda _: self.update(), names='value')
+        self.widget = W.VBox([self.choice, self.out]); self.update()
+
+    def update(self):
+        name = self.choice.value
+        if name not in self.cache:
+            m = ToCoAD(self.cfg.replace(**self.settings[name])).fit(self.train, progress=False)
+            self.cache[name] = dict(m.evaluate(self.test, progress=False), model=m, eval=m.last_eval)
+        self.result = self.cache[name]; _show(self.out, self.figure())
+
+    def figure(self):
+        "AUROCs of the settings fitted so far, and the current setting's map of the first defective test image."
+        fig, (a, b) = plt.subplots(1, 2, figsize=(1.6 + 0.8 * len(self.cache) + 1.8, 2.2), gridspec_kw=dict(width_ratios=[1 + 0.5 * len(self.cache), 1]))
+        names = list(self.cache); x = np.arange(len(names))
+        for k, (metric, off) in enumerate((('image_auroc', -0.2), ('pixel_auroc', 0.2))): a.bar(x + off, [self.cache[n][metric] for n in names], 0.4, label=metric)
+        a.set_xticks(x, names, fontsize=7); a.set_ylim(0.5, 1.0); a.legend(fontsize=6, loc='lower right')
+        ev = self.result['eval']; i = int(np.argmax(ev['labels'].numpy()))
+        b.imshow(ev['maps'][i], cmap='jet'); b.set_title(f"{self.choice.value}: {ev['defects'][i]}", fontsize=7); b.axis('off')
+        return fig
 
 # %% ../nbs/12_widgets.ipynb #004e36ea
 class InferencePanel:

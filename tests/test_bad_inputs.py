@@ -53,6 +53,7 @@ CASES = {
     'set: not a layer': (lambda d, m, t: _fit(d, t / 'o', '--set', 'memory_layers=layer9'), 2, ['memory_layers', 'subset']),
     'set: no equals sign': (lambda d, m, t: _fit(d, t / 'o', '--set', 'lam'), 2, ['field=value']),
     'set: NaN': (lambda d, m, t: _fit(d, t / 'o', '--set', 'lam=nan'), 2, ['finite number']),
+    'set: b = 1 scores every patch 0': (lambda d, m, t: _fit(d, t / 'o', '--set', 'reweight_b=1'), 2, ['reweight_b=1 is not allowed', 'scores every patch 0']),
     'device: tpu': (lambda d, m, t: ('fit', '--data', d, '--category', 'washer', '--preset', 'tiny', '--device', 'tpu', '--out', t / 'o'), 2, ["device='tpu' is not a device"]),
     'fit: unknown category': (lambda d, m, t: ('fit', '--data', d, '--category', 'wahser', '--preset', 'tiny', '--out', t / 'o'), 2, ["unknown category 'wahser'"]),
     'fit: corrupt train image': (lambda d, m, t: (_first(d / 'washer' / 'train' / 'good').write_bytes(b'\x89PNG broken'), _fit(d, t / 'o'))[1], 2, ['is not a readable image']),

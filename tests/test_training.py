@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 import tocoad.training as training
-from tocoad.core import preset, TocoadError, seed_everything
+from tocoad.core import preset, TocoadError, seed_everything, hw
 from tocoad.data import make_toy_dataset, load_samples, AnomalyDataset, ImageTransform
 from tocoad.backbone import FeatureExtractor
 from tocoad.discriminator import DiscriminativeNetwork
@@ -212,3 +212,17 @@ def test_L_neg_alone_trains_F_through_the_frozen_D(toy):
     assert all(g is None for g in grads['D'].values()), 'D is frozen: no gradient is even computed for it'
     (b, bb), (a, ba) = seen[2, 0], seen[2, 1]
     assert _changed(b['F'], a['F']) and _changed(b['D'], a['D']) == set() and _changed(bb['D'], ba['D']) == set()  # (tiny gradients may round away)
+
+def test_fit_keeps_the_frozen_D_and_the_probe_scores_it_by_a_brute_force_count(toy):
+    from tocoad.model import ToCoAD
+    from tocoad.training import create_part, probe_discriminator
+    m = ToCoAD(tiny(stage1_epochs=1, stage2_epochs=1)).fit(toy[:6], progress=False)
+    F, D = m.parts['F'], m.parts['D']  # as training left them: the whole F and stage I's D
+    assert isinstance(D, DiscriminativeNetwork) and not any(p.requires_grad for p in D.parameters())  # stage II froze it
+    assert all(torch.equal(p, dict(F.named_parameters())[n]) for n, p in m.F.named_parameters())  # the model's F is the trained one, cut
+    pr = probe_discriminator(F, D, create_part('G', m.cfg), m.transform, toy[6:])
+    assert pr['probs'].shape == pr['masks'].shape == (2, *hw(m.cfg.image_size)) and pr['masks'].any()
+    pos, neg = pr['probs'][pr['masks']], pr['probs'][~pr['masks']]
+    pairs = (pos[:, None] > neg[None]).double().mean() + 0.5 * (pos[:, None] == neg[None]).double().mean()  # Mann-Whitney: P(anomalous pixel > normal)
+    assert abs(pr['auroc'] - pairs.item()) < 1e-9
+    assert ToCoAD(tiny(stages='none')).fit(toy[:6], progress=False).parts == {}  # nothing trained

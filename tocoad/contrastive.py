@@ -12,7 +12,7 @@ from .core import TocoadError
 from .losses import symmetric_loss
 
 # %% auto #0
-__all__ = ['projector', 'predictor', 'ContrastiveHead', 'contrastive_loss', 'MomentumTarget']
+__all__ = ['projector', 'predictor', 'ContrastiveHead', 'contrastive_loss', 'simsiam_run', 'MomentumTarget']
 
 # %% ../nbs/06_contrastive.ipynb #17ef0fef
 def projector(c_in:int, dim:int=2048)->nn.Sequential:
@@ -62,6 +62,20 @@ def contrastive_loss(outputs:list, # per view: the head's [(p, z)] per group
         zs = [o[g][1] for o in outputs] if targets is None else [t[g] for t in targets]
         losses.append(symmetric_loss(ps, zs))
     return sum(losses) / n_groups
+
+# %% ../nbs/06_contrastive.ipynb #8038dd7a
+def simsiam_run(stop_gradient:bool, steps:int=300, d:int=64, seed:int=0)->list:
+    "Per-step std of the ℓ2-normalised outputs of a tiny seeded SimSiam on random vectors, with or without the stop-gradient (a classroom experiment)."
+    g = torch.Generator().manual_seed(seed); torch.manual_seed(seed); X = torch.randn(512, 32, generator=g)
+    f = nn.Sequential(nn.Linear(32, 128), nn.BatchNorm1d(128), nn.ReLU(), nn.Linear(128, d))
+    h = nn.Sequential(nn.Linear(d, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, d))
+    opt = torch.optim.SGD([*f.parameters(), *h.parameters()], lr=0.05, momentum=0.9, weight_decay=1e-4); stds = []
+    view = lambda x: x * (1 + 0.3 * torch.randn(x.shape, generator=g)) + 0.3 * torch.randn(x.shape, generator=g)
+    for _ in range(steps):
+        x = X[torch.randint(0, 512, (64,), generator=g)]; z1, z2 = f(view(x)), f(view(x)); p1, p2 = h(z1), h(z2)
+        loss = symmetric_loss([p1, p2], [z1, z2]) if stop_gradient else -(nnf.cosine_similarity(p1, z2).mean() + nnf.cosine_similarity(p2, z1).mean()) / 2
+        opt.zero_grad(); loss.backward(); opt.step(); stds.append(nnf.normalize(z1.detach(), dim=1).std(0).mean().item())
+    return stds
 
 # %% ../nbs/06_contrastive.ipynb #383e6afc
 class MomentumTarget(nn.Module):

@@ -147,7 +147,7 @@ class _DataFields:
 @dataclass
 class _Stage1Fields:
     "ToCoADConfig's fields for stage I, discriminative network pre-training (DNP): G, D and their training."
-    generator:str = 'perlin' # anomaly generator G: 'perlin', 'cutpaste' or 'nsa' (Table 7)
+    generator:str = 'perlin' # anomaly generator G: 'perlin', 'cutpaste' or 'nsa' (Table 7); every stage I image gets an anomaly (ours: anomaly_prob = 1, the paper is silent)
     texture_dir:str|None = None # a folder of texture images (e.g. DTD); None: textures bundled with scikit-image
     perlin_threshold:float = 0.5 # Perlin noise above this becomes the anomaly mask
     stage1_epochs:int = 100
@@ -169,9 +169,9 @@ class _Stage2Fields:
     weight_decay:float = 1e-4
     lam:float = 0.5 # L = lam * L_sym + (1 - lam) * L_neg (Eq. 6)
     neg_loss:str = 'focal' # 'focal' or 'ce' (Table 6)
-    views:int = 2 # M augmented views per image (Eq. 5)
+    views:int = 2 # M augmented views per image (Eq. 5), each drawn from SimSiam's augmentation set (ours: the paper says only "the same approach as [40]")
     cl_layers:tuple = ('layer3', 'layer4') # layers fed to the contrastive network (Table 4)
-    cl_concat:bool = False # concatenate pooled layers before one projector (Table 8)
+    cl_concat:bool = False # concatenate pooled layers before one projector (Table 8); if not, L_sym is averaged over the layers' groups (ours: the paper is silent)
     cl_method:str = 'simsiam' # 'simsiam' or 'byol' (Table 9)
     stage2_bn:str = 'train' # F's batch norm in stage II: 'train' normalises by batch statistics and updates them, 'frozen' keeps the pre-trained running statistics (affine weights train either way) (ours: 'train' measured better on bottle, see 07_training)
     proj_dim:int = 2048 # projector output (ours: SimSiam's 2048)
@@ -252,7 +252,7 @@ def validate(self:ToCoADConfig):
     need(min(H, W) >= 32 and H % 32 == 0 and W % 32 == 0, 'image_size', 'a multiple of 32, at least 32 (a side, or each of height x width)')
     need(rH >= H and rW >= W, 'resize', f'at least image_size ({H}x{W}) on each side')
     need(self.batch_size >= 2, 'batch_size', 'an integer >= 2 (batch norm needs two samples)')
-    need(self.reweight_b >= 0, 'reweight_b', 'an integer >= 0')
+    need(self.reweight_b == 0 or self.reweight_b >= 2, 'reweight_b', '0 (no reweighting) or an integer >= 2 (with b = 1, c* is its own only neighbour and Eq. 9 scores every patch 0)')
     need(len(self.cl_layers) > 0 and set(self.cl_layers) <= set(LAYERS), 'cl_layers', f'a non-empty subset of {LAYERS}')
     need(len(self.memory_layers) > 0 and set(self.memory_layers) <= set(LAYERS), 'memory_layers', f'a non-empty subset of {LAYERS}')
     need(self.stage1_epochs >= 0 and self.stage2_epochs >= 0, 'stage1_epochs', 'epochs >= 0')

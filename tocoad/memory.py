@@ -290,6 +290,7 @@ class MemoryBank:
                  dtype:str='float32', # 'float16' halves the bank's memory; distances are still computed in float32
                  recall:float=0.999, # 'ivf': the share of held-out normal patches whose exact nearest neighbour it must find
                  greedy:str='auto'): # 'global' (the exact greedy), 'cells' (greedy within k-means cells) or 'auto' ('cells' from `CELLS_FROM` patches)
+        if b == 1 or b < 0: raise TocoadError(f'MemoryBank: b={b} is not allowed; use 0 (no reweighting) or b >= 2: N_b(c*) starts with c* itself, so with b = 1 Eq. 9 scores every patch 0')
         self.coreset_ratio, self.method, self.projection, self.b, self.backend, self.seed = coreset_ratio, method, projection, b, backend, seed
         self.index, self.dtype, self.recall, self.greedy = index, dtype, recall, greedy
         self.bank = self.bank_knn = self.nn = self.cells = self.probe_recall = self.selected_by = None
@@ -327,7 +328,7 @@ def set_bank(self:MemoryBank, bank:torch.Tensor, bank_knn:torch.Tensor|None=None
     "Use `bank` as it is (with its cells and probe for 'ivf'); compute the `b` neighbours of each member unless given."
     self.bank = bank.to(getattr(torch, self.dtype)).contiguous(); self.cells = cells
     self.nn = NearestNeighbours(self.bank, self.backend, 'ivf' if cells else 'flat', *(cells or (None, None)), probe or 1)
-    b = min(self.b, len(bank))
+    b = min(self.b, len(bank)) if len(bank) > 1 else 0  # a one-vector bank has no neighbours to reweight by: plain distance
     if bank_knn is None and b > 0:  # exact neighbours where that is affordable
         bank_knn = (NearestNeighbours(self.bank) if len(bank) <= 65536 else self.nn).search(self.bank, b)[1]
     self.bank_knn = bank_knn if b > 0 else None

@@ -82,7 +82,7 @@ class ToCoAD:
                  runtime:Runtime|None=None # device, autocast, processes (None: from `cfg` when first needed)
                 ):
         self.cfg, self._rt = cfg or ToCoADConfig(), runtime
-        self.F = self.transform = None; self.history, self.timings, self.drift = [], {}, {}
+        self.F = self.transform = None; self.parts = {}; self.history, self.timings, self.drift = [], {}, {}
         self.bank, self.thresholds = bank_from_config(self.cfg), None
 
     @property
@@ -113,9 +113,10 @@ def fit(self:ToCoAD, samples, # normal training images: `Sample`s, or a folder, 
     samples = as_samples(samples)
     if check: check_samples(samples, self.cfg.image_size, self.cfg.resize if self.cfg.crop else None)
     t0 = time.perf_counter()
-    F, _, self.history = train_tocoad(self.cfg, samples, Path(out_dir)/'checkpoints' if out_dir else None, resume, progress, self.runtime)
+    F, D, self.history = train_tocoad(self.cfg, samples, Path(out_dir)/'checkpoints' if out_dir else None, resume, progress, self.runtime)
     self.timings['train_s'] = time.perf_counter() - t0
     if self.cfg.stages != 'none': self.drift = self._measure_drift(F, samples)
+    self.parts = {k: m.cpu() for k, m in (('F', F), ('D', D)) if m is not None and self.cfg.stages != 'none'}
     return self.use_extractor(F).fit_bank(samples, progress)
 
 # %% ../nbs/10_model.ipynb #c215a7a7

@@ -13,6 +13,7 @@ import torch.distributed as dist
 from torch.utils.data import Dataset
 import torchvision.transforms.v2 as T
 from tqdm.auto import tqdm
+from sklearn.metrics import roc_auc_score
 from .core import TocoadError, ToCoADConfig, LAYERS, hw, seed_everything, atomic_write
 from .runtime import Runtime
 from .data import AnomalyDataset, ImageTransform, Sample
@@ -25,8 +26,9 @@ from .contrastive import ContrastiveHead, MomentumTarget, contrastive_loss
 # %% auto #0
 __all__ = ['CHECKPOINT', 'PARTS', 'augmentation_set', 'StageDataset', 'save_checkpoint', 'has_checkpoint', 'load_checkpoint',
            'average_buffers', 'run_stage', 'train_stage1', 'FineTuned', 'set_batchnorm', 'train_stage2',
-           'generator_from_config', 'initial_extractor', 'create_part', 'train_tocoad', 'plot_history',
-           'changed_parameters', 'parameter_layers', 'weight_change', 'feature_similarity', 'plot_drift']
+           'generator_from_config', 'initial_extractor', 'create_part', 'probe_discriminator', 'plot_probe',
+           'train_tocoad', 'plot_history', 'changed_parameters', 'parameter_layers', 'weight_change',
+           'feature_similarity', 'plot_drift']
 
 # %% ../nbs/07_training.ipynb #bf2a223a
 def augmentation_set(size:int|tuple)->T.Compose:
@@ -268,6 +270,37 @@ def create_part(name:str, # one of `PARTS`
     elif name == 'D': m = DiscriminativeNetwork(F.channels, cfg.decoder_width)
     else: m = ContrastiveHead(F.channels, cfg.cl_layers, cfg.cl_concat, cfg.proj_dim, cfg.pred_layers)
     return rt.prepare(m) if rt is not None else m
+
+# %% ../nbs/07_training.ipynb #d25b5e9b
+@torch.no_grad()
+def probe_discriminator(F:FeatureExtractor, D:DiscriminativeNetwork, G, # the generator that paints the anomalies
+                        transform:ImageTransform, samples:list[Sample], # normal images D did not train on
+                        seed:int=1, batch_size:int=16)->dict:
+    "G's anomalies on held-back normal `samples`, D's anomaly probability on each, and D's pixel AUROC against G's masks."
+    base, g = AnomalyDataset(samples, transform, normalize=False), torch.Generator().manual_seed(seed)
+    syn = [G(base[i]['image'], g) for i in range(len(base))]; masks = torch.stack([a.mask[0] > 0 for a in syn])
+    if masks.all() or not masks.any(): raise TocoadError('probe_discriminator: G painted no (or only) anomalous pixels into these samples; use more samples or another seed')
+    dev_F, dev_D, modes, probs = next(F.parameters()).device, next(D.parameters()).device, (F.training, D.training), []
+    try:
+        F.eval(); D.eval()
+        for k in range(0, len(syn), batch_size):
+            x = torch.stack([transform.normalize(a.image) for a in syn[k:k + batch_size]]).to(dev_F)
+            probs.append(D({l: f.to(dev_D) for l, f in F(x).items()}, x.shape[-2:]).float().softmax(1)[:, 1].cpu())
+    finally: F.train(modes[0]); D.train(modes[1])  # as it found them
+    probs = torch.cat(probs)
+    return dict(images=torch.stack([a.image for a in syn]), masks=masks, probs=probs, auroc=float(roc_auc_score(masks.flatten().numpy(), probs.flatten().numpy())))
+
+# %% ../nbs/07_training.ipynb #40c9490c
+def plot_probe(probe:dict, n:int=3):
+    "Three rows for `n` probed images: G's image, G's mask, and D's anomaly probability (each on its own scale)."
+    import matplotlib.pyplot as plt
+    n = min(n, len(probe['images']))
+    fig, axs = plt.subplots(3, n, figsize=(1.1 * n, 3.3), squeeze=False)
+    for j in range(n):
+        for r, (im, t, vmax) in enumerate([(probe['images'][j].permute(1, 2, 0), "G's image", 1), (probe['masks'][j], "G's mask", 1), (probe['probs'][j], "D's anomaly probability (own scale)", None)]):
+            axs[r, j].imshow(im, cmap='gray', vmin=0, vmax=vmax); axs[r, j].axis('off')
+            if j == 0: axs[r, j].set_title(t, fontsize=7, loc='left')
+    fig.tight_layout(pad=0.3); return fig
 
 # %% ../nbs/07_training.ipynb #33befe87
 def train_tocoad(cfg:ToCoADConfig, samples:list[Sample], out_dir=None, resume:bool=False, progress:bool=True, rt:Runtime|None=None,

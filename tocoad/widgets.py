@@ -9,9 +9,8 @@ import numpy as np
 import torch
 import ipywidgets as W
 from fastcore.basics import patch
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 from IPython import get_ipython
-from IPython.display import display, clear_output
 from .core import TocoadError, GENERATORS
 from .data import AnomalyDataset
 from .generators import make_generator
@@ -34,10 +33,14 @@ def _live()->bool:
 # %% ../nbs/12_widgets.ipynb #fffd3502
 def _show(out:W.Output, fig):
     "Draw `fig` into the panel's output area (only in a live kernel; elsewhere the static figures stand in)."
-    if _live():
-        with out:
-            clear_output(wait=True); display(fig)
-    plt.close(fig)
+    if not _live(): return
+    data, meta = get_ipython().display_formatter.format(fig)  # one trait update: widget callbacks may run on a thread beside the cells
+    out.outputs = ({'output_type': 'display_data', 'data': data, 'metadata': meta},)
+
+# %% ../nbs/12_widgets.ipynb #445fe561
+def _subplots(*args, figsize=None, **kw):
+    "`plt.subplots` without pyplot's global state: JupyterLab 4.4+ runs widget callbacks on a thread of their own, beside the cells."
+    fig = Figure(figsize=figsize); return fig, fig.subplots(*args, **kw)
 
 # %% ../nbs/12_widgets.ipynb #821daa63
 class GeneratorPanel:
@@ -70,7 +73,7 @@ class GeneratorPanel:
     def update(self):
         "Regenerate with the current controls and redraw."
         self.result = self.generator()(self.image, torch.Generator().manual_seed(self.seed.value))
-        fig, axs = plt.subplots(1, 2, figsize=(4, 2))
+        fig, axs = _subplots(1, 2, figsize=(4, 2))
         axs[0].imshow(self.result.image.permute(1, 2, 0)); axs[1].imshow(self.result.mask[0], cmap='gray', vmin=0, vmax=1)
         axs[1].set_title(f'{self.result.mask.mean():.1%} anomalous', fontsize=8)
         for ax in axs: ax.axis('off')
@@ -96,7 +99,7 @@ class LossPanel:
         alpha = self.alpha.value if self.use_alpha.value else None
         self.curves = dict(p_t=pt, ce=FocalLoss(None, 0.0, 'none')(logits, target), focal=FocalLoss(alpha, self.gamma.value, 'none')(logits, target))
         n = 2 if self.history else 1
-        fig, axs = plt.subplots(1, n, figsize=(3.2 * n, 2.3), squeeze=False); axs = axs[0]
+        fig, axs = _subplots(1, n, figsize=(3.2 * n, 2.3), squeeze=False); axs = axs[0]
         axs[0].plot(pt, self.curves['ce'], label='cross-entropy'); axs[0].plot(pt, self.curves['focal'], label='focal')
         axs[0].set_xlabel('p_t'); axs[0].legend(fontsize=7)
         if self.history:
@@ -139,7 +142,7 @@ class ContrastivePanel:
     def figure(self):
         "Bars of the synthetic-anomaly pixel AUROC and the real test AUROCs of every setting trained so far."
         names = [f'{l}{" cat" if c else ""} {m}\nΔF₃ {v["f_change"]:.2%}' for (l, c, m), v in self.cache.items()]
-        fig, ax = plt.subplots(figsize=(1.5 + 1.1 * len(names), 2.4)); x = np.arange(len(names))
+        fig, ax = _subplots(figsize=(1.5 + 1.1 * len(names), 2.4)); x = np.arange(len(names))
         for metric, off in [('synthetic_pixel_auroc', -0.2), ('pixel_auroc', 0.0), ('image_auroc', 0.2)]:
             bars = ax.bar(x + off, [v[metric] or 0 for v in self.cache.values()], 0.2, label=metric)
             ax.bar_label(bars, fmt='%.3f', fontsize=5, rotation=90, padding=1)
@@ -175,13 +178,13 @@ class AblationPanel:
     def update(self):
         name = self.choice.value
         if name not in self.cache:
-            m = ToCoAD(self.cfg.replace(**self.settings[name])).fit(self.train, progress=False)
+            m = ToCoAD(self.cfg.replace(**self.settings[name])).fit(self.train, progress=False); m.parts.clear()  # the bank's F is all it needs
             self.cache[name] = dict(m.evaluate(self.test, progress=False), model=m, eval=m.last_eval)
         self.result = self.cache[name]; _show(self.out, self.figure())
 
     def figure(self):
         "AUROCs of the settings fitted so far, and the current setting's map of the first defective test image."
-        fig, (a, b) = plt.subplots(1, 2, figsize=(1.6 + 0.8 * len(self.cache) + 1.8, 2.2), gridspec_kw=dict(width_ratios=[1 + 0.5 * len(self.cache), 1]))
+        fig, (a, b) = _subplots(1, 2, figsize=(1.6 + 0.8 * len(self.cache) + 1.8, 2.2), gridspec_kw=dict(width_ratios=[1 + 0.5 * len(self.cache), 1]))
         names = list(self.cache); x = np.arange(len(names))
         for k, (metric, off) in enumerate((('image_auroc', -0.2), ('pixel_auroc', 0.2))): a.bar(x + off, [self.cache[n][metric] for n in names], 0.4, label=metric)
         a.set_xticks(x, names, fontsize=7); a.set_ylim(0.5, 1.0); a.legend(fontsize=6, loc='lower right')
@@ -204,7 +207,7 @@ class InferencePanel:
         self.images = [model.transform.denormalize(it['image']).permute(1, 2, 0) for it in items]
         self.show = [i for i in np.argsort(-self.labels, kind='stable')[:show]]
         self.ratio = W.FloatLogSlider(value=model.cfg.coreset_ratio, base=10, min=-3, max=0, step=0.1, description='coreset')
-        self.b = W.IntSlider(value=model.cfg.reweight_b, min=0, max=20, description='b (Eq. 9)')
+        self.b = W.SelectionSlider(options=sorted({0, *range(2, 21), model.cfg.reweight_b}), value=model.cfg.reweight_b, description='b (Eq. 9)')  # b = 1 scores every patch 0
         self.out = W.Output()
         for c in (self.ratio, self.b): c.observe(lambda _: self.update(), names='value')
         self.widget = W.VBox([W.HBox([self.ratio, self.b]), self.out])
@@ -224,7 +227,7 @@ class InferencePanel:
 @patch
 def figure(self:InferencePanel):
     "Heatmaps of the shown test images at the current setting, with the bank size, AUROCs and time per image."
-    n = len(self.show); fig, axs = plt.subplots(1, n, figsize=(1.8 * n, 2.1), squeeze=False)
+    n = len(self.show); fig, axs = _subplots(1, n, figsize=(1.8 * n, 2.1), squeeze=False)
     for ax, i in zip(axs[0], self.show):
         ax.imshow(self.images[i]); ax.imshow(self.maps[i], cmap='jet', alpha=0.5, vmin=0, vmax=float(self.maps.max())); ax.axis('off')
     fmt = lambda v: '–' if v is None else f'{v:.3f}'

@@ -25,21 +25,23 @@ def _skip(cell, flags):
         if words and (words[0] in flags or (words[0] == 'eval' and words[1:2] == ['false'])): return True
     return False
 
-def shrink_png(b64:str)->str:
-    "A figure as a 256-colour palette PNG (no dithering): plots and heatmaps look the same at a third of the bytes."
+def shrink_png(b64:str, colors:int=256)->str:
+    "A figure as a palette PNG of at most `colors` colours (no dithering): plots and heatmaps look the same at a third of the bytes."
     import base64, io
     from PIL import Image
     im = Image.open(io.BytesIO(base64.b64decode(b64)))
-    if im.mode == 'P': return b64  # already a palette image
-    out = io.BytesIO(); im.convert('RGB').quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(out, 'PNG', optimize=True)
+    if im.mode == 'P' and len(im.getcolors(256) or range(257)) <= colors: return b64  # already a small enough palette
+    out = io.BytesIO(); im.convert('RGB').quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(out, 'PNG', optimize=True)
     return base64.b64encode(out.getvalue()).decode() if out.tell() < len(b64) * 3 // 4 else b64
 
 def shrink_outputs(nb):
-    "Every PNG output of `nb` through `shrink_png` (keeps notebooks under the 350 KB that tests/test_docs.py allows)."
+    """Every PNG output of `nb` through `shrink_png` (keeps notebooks under the 350 KB that tests/test_docs.py allows).
+    A notebook with many photographs can ask for fewer colours in its metadata: `{"tocoad": {"png_colors": 128}}`."""
+    colors = nb.metadata.get('tocoad', {}).get('png_colors', 256)
     for c in nb.cells:
         for o in c.get('outputs', []):
             if 'image/png' in o.get('data', {}):
-                v = o['data']['image/png']; o['data']['image/png'] = shrink_png(''.join(v) if isinstance(v, list) else v)
+                v = o['data']['image/png']; o['data']['image/png'] = shrink_png(''.join(v) if isinstance(v, list) else v, colors)
 
 def execute(fn, slow=False):
     "Run notebook `fn` top to bottom (flagged cells skipped) and write its outputs back."

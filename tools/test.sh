@@ -21,9 +21,10 @@ echo "== 2/3 nbdev_test (cells flagged slow or cuda are skipped)"
 "$bin/nbdev_test" --n_workers 2 --timing
 
 echo "== 3/3 pytest"
-# headless Chromium for the rendered-page screenshot test (Debian's package; the test skips, saying why, without it)
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  timeout 400 bash -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium' >/dev/null 2>&1 \
-    || echo "(chromium could not be installed: the screenshot test will be skipped)"
+# headless Chromium and its chromedriver for the rendered-page screenshot test and the browser test of a panel (Debian's
+# packages; the tests skip, saying why, without them)
+if { ! command -v chromium || ! command -v chromedriver; } >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  timeout 400 bash -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver' >/dev/null 2>&1 \
+    || echo "(chromium/chromium-driver could not be installed: the screenshot and browser tests will be skipped)"
 fi
 "$bin/python" -m pytest tests -q -p no:cacheprovider "$@"

@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent('''
     rank = int(os.environ.get('RANK', 0))
     samples = load_samples(data, 'washer')
     cfg = preset('tiny', device='cpu', stage1_epochs=1, stage2_epochs=2, batch_size=2)
-    F, D, h = train_tocoad(cfg, samples, progress=False)
+    F, D, h, _ = train_tocoad(cfg, samples, progress=False)
     save_file({k: v.contiguous() for k, v in F.state_dict().items()}, str(out / f'F{rank}.safetensors'))
     save_file({k: v.detach().contiguous() for k, v in F.named_parameters()}, str(out / f'P{rank}.safetensors'))
     m = ToCoAD(cfg.replace(stages='none')).fit(samples, progress=False)

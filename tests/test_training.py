@@ -56,15 +56,15 @@ def _weights(m): return {k: v.clone() for k, v in m.state_dict().items()}
 
 def test_seeded_runs_are_reproducible(toy):
     cfg = tiny(stage1_epochs=1, stage2_epochs=1)
-    a, _, ha = train_tocoad(cfg, toy, progress=False); b, _, hb = train_tocoad(cfg, toy, progress=False)
+    a, _, ha, _ = train_tocoad(cfg, toy, progress=False); b, _, hb, _ = train_tocoad(cfg, toy, progress=False)
     assert ha == hb and all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
-    c, _, _ = train_tocoad(cfg.replace(seed=1), toy, progress=False)
+    c, _, _, _ = train_tocoad(cfg.replace(seed=1), toy, progress=False)
     assert any(not torch.equal(v, c.state_dict()[k]) for k, v in a.state_dict().items())
 
 @pytest.mark.parametrize('method', ['simsiam', 'byol'])
 def test_resume_continues_to_the_same_result(toy, tmp_path, monkeypatch, method):
     cfg = tiny(stage1_epochs=2, stage2_epochs=2, cl_method=method)
-    full, _, h_full = train_tocoad(cfg, toy, out_dir=tmp_path / 'full', progress=False)
+    full, _, h_full, _ = train_tocoad(cfg, toy, out_dir=tmp_path / 'full', progress=False)
     real_save, calls = training.save_checkpoint, []
     def save_then_crash(*a, **k):
         real_save(*a, **k); calls.append(1)
@@ -72,7 +72,7 @@ def test_resume_continues_to_the_same_result(toy, tmp_path, monkeypatch, method)
     monkeypatch.setattr(training, 'save_checkpoint', save_then_crash)
     with pytest.raises(KeyboardInterrupt): train_tocoad(cfg, toy, out_dir=tmp_path / 'cut', progress=False)
     monkeypatch.setattr(training, 'save_checkpoint', real_save)
-    resumed, _, h_res = train_tocoad(cfg, toy, out_dir=tmp_path / 'cut', resume=True, progress=False)
+    resumed, _, h_res, _ = train_tocoad(cfg, toy, out_dir=tmp_path / 'cut', resume=True, progress=False)
     assert h_res == h_full
     assert all(torch.equal(v, resumed.state_dict()[k]) for k, v in full.state_dict().items())
 
@@ -82,7 +82,7 @@ def test_resume_refuses_another_config(toy, tmp_path):
     with pytest.raises(TocoadError, match='another config'): train_tocoad(cfg.replace(lam=0.3), toy, out_dir=tmp_path, resume=True, progress=False)
 
 def test_ncl_only_trains_without_D(toy):
-    F, D, h = train_tocoad(tiny(stages='ncl', stage2_epochs=1), toy, progress=False)
+    F, D, h, _ = train_tocoad(tiny(stages='ncl', stage2_epochs=1), toy, progress=False)
     assert D is None and {x['stage'] for x in h} == {2} and 'l_neg' not in h[0]
 
 def test_corrupt_checkpoint_is_refused(toy, tmp_path):
@@ -93,7 +93,7 @@ def test_corrupt_checkpoint_is_refused(toy, tmp_path):
 
 @pytest.mark.parametrize('generator', ['perlin', 'cutpaste', 'nsa'])
 def test_every_generator_trains_from_the_config(toy, generator):
-    F, D, h = train_tocoad(tiny(generator=generator, stage1_epochs=1, stage2_epochs=1), toy, progress=False)
+    F, D, h, _ = train_tocoad(tiny(generator=generator, stage1_epochs=1, stage2_epochs=1), toy, progress=False)
     assert {x['stage'] for x in h} == {1, 2} and all(np.isfinite(x['loss']) for x in h)
 
 # --- the trainable set of every stage, on the real `train_tocoad` path (issue 8) ---
@@ -106,7 +106,7 @@ def _one_step_each(toy, **kw):
     cfg = tiny(backbone='tf_efficientnet_lite0', weights='offline', stage1_epochs=1, stage2_epochs=1, batch_size=8, **{'weight_decay': 0.0, **kw})  # no decay: changed = had a gradient
     seen = {}
     def on_step(stage, k, parts): seen[stage, k] = (_snap(parts), _snap(parts, 'named_buffers'))
-    F, D, h = train_tocoad(cfg, toy, progress=False, on_step=on_step)
+    F, D, h, _ = train_tocoad(cfg, toy, progress=False, on_step=on_step)
     return cfg, seen, F
 
 def _changed(a, b): return {n for n, v in a.items() if not torch.equal(v, b[n])}
@@ -160,7 +160,7 @@ def test_resume_from_a_stage_checkpoint_still_fine_tunes_F(toy, tmp_path, monkey
     with pytest.raises(KeyboardInterrupt): train_tocoad(cfg, toy, out_dir=tmp_path, progress=False)
     monkeypatch.setattr(training, 'save_checkpoint', real_save)
     seen = {}
-    F, _, _ = train_tocoad(cfg, toy, out_dir=tmp_path, resume=True, progress=False, on_step=lambda s, k, p: seen.setdefault((s, k), _snap(p)))
+    F, _, _, _ = train_tocoad(cfg, toy, out_dir=tmp_path, resume=True, progress=False, on_step=lambda s, k, p: seen.setdefault((s, k), _snap(p)))
     steps = sorted(k for s, k in seen if s == 2)
     b, a = seen[2, steps[0]], seen[2, steps[-1]]
     assert len(steps) > 1 and _changed(b['F'], a['F']) and not _changed(b['D'], a['D'])
@@ -183,7 +183,7 @@ def test_weight_change_and_feature_similarity_against_a_brute_force_loop():
 
 def test_a_kill_while_writing_a_checkpoint_resumes_from_the_last_whole_one(toy, tmp_path, monkeypatch):
     cfg = tiny(stage1_epochs=5, stage2_epochs=1)  # stage I's learning rate drops at epoch 4: resume must keep that schedule
-    full, _, h_full = train_tocoad(cfg, toy, out_dir=tmp_path / 'full', progress=False)
+    full, _, h_full, _ = train_tocoad(cfg, toy, out_dir=tmp_path / 'full', progress=False)
     real_write, calls = training.atomic_write, []
     def killed_midway(path, data):
         calls.append(path)
@@ -193,7 +193,7 @@ def test_a_kill_while_writing_a_checkpoint_resumes_from_the_last_whole_one(toy, 
     with pytest.raises(KeyboardInterrupt): train_tocoad(cfg, toy, out_dir=tmp_path / 'cut', progress=False)
     monkeypatch.setattr(training, 'atomic_write', real_write)
     assert [p.name for p in (tmp_path / 'cut' / 'stage1').iterdir()] == ['checkpoint.safetensors']
-    resumed, _, h_res = train_tocoad(cfg, toy, out_dir=tmp_path / 'cut', resume=True, progress=False)
+    resumed, _, h_res, _ = train_tocoad(cfg, toy, out_dir=tmp_path / 'cut', resume=True, progress=False)
     assert [h['lr'] for h in h_res] == [h['lr'] for h in h_full] and h_res == h_full
     assert all(torch.equal(v, resumed.state_dict()[k]) for k, v in full.state_dict().items())
 

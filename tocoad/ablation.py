@@ -16,7 +16,8 @@ __all__ = ['AXES', 'PAPER_TABLE', 'PAPER_GENERATOR', 'AXIS_STAGES', 'ablation_se
 AXES = {
     'layers': {'4': dict(cl_layers=('layer4',)), '2+3': dict(cl_layers=('layer2', 'layer3')), '2+4': dict(cl_layers=('layer2', 'layer4')),
                '2+3+4': dict(cl_layers=('layer2', 'layer3', 'layer4')), '3+4': dict(cl_layers=('layer3', 'layer4'))},
-    'stages': {s: dict(stages=s) for s in STAGES},
+    'stages': {'none': dict(stages='none'), 'bn-only': dict(stages='ncl', stage2_lr=0.0), 'ncl': dict(stages='ncl'),  # with two controls (ours):
+               'dnp+ncl': dict(stages='dnp+ncl'), 'dnp+ncl untrained D': dict(stages='dnp+ncl', stage1_epochs=0)},  # batch norm alone; D's training skipped
     'lambda': {f'{lam} {loss}': dict(lam=lam, neg_loss=loss) for lam in (0.1, 0.2, 0.5, 0.8, 0.9) for loss in sorted(NEG_LOSSES)},
     'generator': {g: dict(generator=g) for g in sorted(GENERATORS)},
     'concat': {'concat': dict(cl_concat=True), 'no concat': dict(cl_concat=False)},
@@ -48,6 +49,7 @@ def run_ablation(data, category:str, axis:str, base:ToCoADConfig, out, fmt:str='
     if seeds < 1: raise TocoadError(f'seeds={seeds}: give at least one seed')
     if generator not in ('paper', 'config'): raise TocoadError(f"generator={generator!r}: use 'paper' or 'config'")
     if generator == 'paper' and PAPER_GENERATOR[axis]: base = base.replace(generator=PAPER_GENERATOR[axis])
+    base = base.replace(stage2_guard='off')  # each row is what its setting did: the guard would put frozen F back where a setting hurt
     out = claim_out_dir(out, 'ablate'); rows = []
     for name, kw in settings.items():
         for seed in range(base.seed, base.seed + seeds):

@@ -13,7 +13,7 @@ from fastcore.basics import patch
 if TYPE_CHECKING: import torch  # for annotations; imported where it is used, so `tocoad --help` stays instant
 
 # %% auto #0
-__all__ = ['LAYERS', 'STAGES', 'GENERATORS', 'BN_MODES', 'CL_METHODS', 'NEG_LOSSES', 'EXPORT_FORMATS', 'DATA_FORMATS',
+__all__ = ['LAYERS', 'STAGES', 'GENERATORS', 'BN_MODES', 'GUARDS', 'CL_METHODS', 'NEG_LOSSES', 'EXPORT_FORMATS', 'DATA_FORMATS',
            'TOY_CATEGORIES', 'DEMO_CATEGORIES', 'PRESETS', 'PRESET_NOTES', 'TocoadError', 'TocoadWarning', 'warn',
            'get_device', 'seed_everything', 'atomic_write', 'save_json', 'load_json', 'data_root', 'hw', 'resize_hw',
            'ToCoADConfig', 'parse_field', 'preset']
@@ -125,7 +125,8 @@ def resize_hw(image_size, # the network input: an int or (height, width)
 LAYERS = ('layer1', 'layer2', 'layer3', 'layer4')
 STAGES = ('none', 'ncl', 'dnp+ncl')
 GENERATORS = ('perlin', 'cutpaste', 'nsa')
-BN_MODES = ('frozen', 'train')
+BN_MODES = ('frozen', 'train', 'recalibrate')
+GUARDS = ('off', 'warn', 'best')  # what fit does when stage II makes the validation score worse (09a_validation)
 CL_METHODS = ('simsiam', 'byol')  # Table 9
 NEG_LOSSES = ('focal', 'ce')  # Table 6
 EXPORT_FORMATS = ('onnx',)  # what `tocoad export` writes (10b_export)
@@ -157,6 +158,8 @@ class _Stage1Fields:
     focal_alpha:float|None = None # weight of the anomalous class in the focal loss (None: unweighted) (ours)
     focal_gamma:float = 2.0 # focusing parameter of the focal loss (ours; the common choice)
     decoder_width:float = 0.5 # D's channels relative to the matching backbone layer (ours)
+    decoder_head:tuple = (64, 32) # D's widths where it undoes F's stem, at 1/2 and at full input size (ours: the paper says only "an inverse WideResNet50"; these two blocks are most of D's cost)
+    stage1_pool:int = 0 # 0: G paints fresh anomalies every epoch (the paper). N: G paints N anomalies once and F's features of them are kept, since F is frozen in stage I; each epoch is a pass over them (ours: stage I then costs D alone)
 
 # %% ../nbs/00_core.ipynb #d98d7a70
 @dataclass
@@ -173,7 +176,7 @@ class _Stage2Fields:
     cl_layers:tuple = ('layer3', 'layer4') # layers fed to the contrastive network (Table 4)
     cl_concat:bool = False # concatenate pooled layers before one projector (Table 8); if not, L_sym is averaged over the layers' groups (ours: the paper is silent)
     cl_method:str = 'simsiam' # 'simsiam' or 'byol' (Table 9)
-    stage2_bn:str = 'train' # F's batch norm in stage II: 'train' normalises by batch statistics and updates them, 'frozen' keeps the pre-trained running statistics (affine weights train either way) (ours: 'train' measured better on bottle, see 07_training)
+    stage2_bn:str = 'recalibrate' # F's batch norm in stage II (ours, the paper is silent; chosen on the validation protocol, 09a_validation): 'frozen' keeps the pre-trained running statistics; 'train' normalises by batch statistics and keeps the running averages of the stage II batches (augmented views and synthetic anomalies); 'recalibrate' trains as 'train', then re-estimates the statistics on the clean normal training images. Affine weights train in every mode
     proj_dim:int = 2048 # projector output (ours: SimSiam's 2048)
     pred_layers:int = 1 # predictor depth: the paper's 1-layer MLP
     byol_tau:float = 0.99 # EMA rate of BYOL's target network (ours: BYOL's 0.99)
@@ -186,6 +189,15 @@ class _LoopFields:
     num_workers:int = 4
     amp:bool = True # mixed precision on CUDA (ignored on CPU)
     seed:int = 0
+
+# %% ../nbs/00_core.ipynb #c0a1d2e3
+@dataclass
+class _ValidationFields:
+    "ToCoADConfig's fields for the validation protocol (ours, all of it; 09a_validation): held-out normal images that no stage trains on, D's probe, and the guard of stage II."
+    val_holdout:float = 0.1 # share of the training images kept out of stages I and II (every tenth); D's probe and the validation score use them; the memory bank uses every image (0: no validation, no guard)
+    val_generator:str = 'auto' # anomalies painted into the held-out images for the validation score: 'auto' is one that is not `generator` (cutpaste, or perlin when G is cutpaste)
+    val_every:int = 1 # score F on the validation images after every this many stage II epochs (and before stage II)
+    stage2_guard:str = 'best' # 'best': keep the latest scored F within noise of the best one, frozen F included; 'warn': keep the last F, but warn when it scored worse than frozen F beyond noise; 'off': neither (Table 5 runs)
 
 # %% ../nbs/00_core.ipynb #9493c7e0
 @dataclass
@@ -213,10 +225,12 @@ class _MemoryFields:
 
 # %% ../nbs/00_core.ipynb #efa0317a
 @dataclass
-class ToCoADConfig(_MemoryFields, _LoopFields, _Stage2Fields, _Stage1Fields, _DataFields):
+class ToCoADConfig(_MemoryFields, _ValidationFields, _LoopFields, _Stage2Fields, _Stage1Fields, _DataFields):
     "Every hyper-parameter of ToCoAD; defaults are the paper's (§4.1.3), marked (ours) where it is silent."
     def __post_init__(self):
         for k in ('lr_milestones', 'cl_layers', 'memory_layers'): setattr(self, k, tuple(getattr(self, k)))
+        try: self.decoder_head = tuple(int(v) for v in self.decoder_head)  # from --set it arrives as text
+        except (TypeError, ValueError): raise TocoadError(f'config: decoder_head={self.decoder_head!r} is not allowed; use two channel counts, e.g. (64, 32) or 16,8') from None
         for k in ('image_size', 'resize'):  # a pair (also from JSON, where it is a list) or 'HxW' becomes (height, width)
             if isinstance(getattr(self, k), (list, tuple, str)):
                 try: setattr(self, k, hw(getattr(self, k)))
@@ -234,6 +248,12 @@ def validate(self:ToCoADConfig):
     need(self.neg_loss in NEG_LOSSES, 'neg_loss', ' or '.join(NEG_LOSSES))
     need(self.cl_method in CL_METHODS, 'cl_method', ' or '.join(CL_METHODS))
     need(self.stage2_bn in BN_MODES, 'stage2_bn', ' or '.join(BN_MODES))
+    need(self.stage2_guard in GUARDS, 'stage2_guard', ' or '.join(GUARDS))
+    need(self.val_generator in ('auto',) + GENERATORS, 'val_generator', ' or '.join(('auto',) + GENERATORS))
+    need(0 <= self.val_holdout < 1, 'val_holdout', 'a number in [0, 1)')
+    need(self.val_every >= 1, 'val_every', 'an integer >= 1')
+    need(self.stage1_pool >= 0, 'stage1_pool', 'an integer >= 0 (0: fresh anomalies every epoch)')
+    need(len(self.decoder_head) == 2 and min(self.decoder_head) >= 1, 'decoder_head', 'two channel counts >= 1, e.g. (64, 32)')
     need(self.coreset_method in ('projected', 'exact'), 'coreset_method', "'projected' or 'exact'")
     need(self.knn_backend in ('torch', 'faiss'), 'knn_backend', "'torch' or 'faiss'")
     need(self.knn_index in ('auto', 'flat', 'ivf'), 'knn_index', "'auto', 'flat' or 'ivf'")
@@ -321,8 +341,9 @@ def parse_field(name:str, # a field of `ToCoADConfig`
 PRESETS = {
     'paper': {},
     'paper-btad': dict(stage2_epochs=150),
-    'cpu': dict(backbone='tf_efficientnet_lite0', weights='offline', stage1_epochs=2, stage2_epochs=3,
-                batch_size=16, num_workers=0, proj_dim=512, stage2_lr=0.02),  # measured on bottle: F moves (07_training)
+    'cpu': dict(backbone='tf_efficientnet_lite0', weights='offline', batch_size=16, num_workers=0, proj_dim=512,
+                stage1_epochs=8, stage1_lr=3e-3, stage1_pool=384, decoder_head=(16, 8),  # chosen on the validation protocol: results/choose_stage1.json
+                stage2_epochs=3, stage2_lr=0.02),  # stage II: results/choose_stage2.json
     'tiny': dict(backbone='resnet18', weights='random', image_size=64, resize=72, stage1_epochs=1, stage2_epochs=1,
                  batch_size=4, num_workers=0, proj_dim=64, coreset_ratio=0.25),
 }
@@ -330,7 +351,7 @@ PRESETS = {
 PRESET_NOTES = {
     'paper': "the paper's settings: WideResNet50 with torchvision's ImageNet weights (timm wide_resnet50_2.tv_in1k, from the hub), 224 px, 100 + 100 epochs (a GPU's work)",
     'paper-btad': "the paper's settings for BTAD: 150 epochs of stage II",
-    'cpu': 'a laptop CPU: offline ImageNet EfficientNet-Lite0, 2 + 3 epochs, stage II learning rate 0.02 (measured on bottle)',
+    'cpu': 'a laptop CPU: offline ImageNet EfficientNet-Lite0; stage I on a pool of 384 synthetic images (8 passes at 3e-3, a narrower D head), 3 epochs of stage II at 0.02; chosen on held-out training images (results/choose_*.json)',
     'tiny': 'tests only: a randomly initialised ResNet-18 at 64 px, one epoch per stage; its results mean nothing',
 }
 

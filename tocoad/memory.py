@@ -4,18 +4,19 @@
 
 # %% ../nbs/08_memory.ipynb #1780a991
 from __future__ import annotations
-import math
+import contextlib, math
 import numpy as np
 import torch
 from fastcore.basics import patch
 import torch.nn.functional as nnf  # `F` is the feature extractor, as in the paper
 from tqdm.auto import tqdm
-from .core import TocoadError
+from .core import TocoadError, hw
 
 # %% auto #0
 __all__ = ['CELLS_FROM', 'IVF_FROM', 'patch_features', 'random_projection', 'greedy_coreset_simple', 'greedy_coreset',
            'covering_radius', 'NearestNeighbours', 'nearest_rows', 'kmeans', 'ivf_cells', 'calibrate_probe',
-           'greedy_coreset_cells', 'reweighted_score', 'MemoryBank', 'gaussian_smooth', 'anomaly_map']
+           'greedy_coreset_cells', 'reweighted_score', 'MemoryBank', 'gaussian_smooth', 'anomaly_map',
+           'bank_from_config', 'embed', 'embed_dataset', 'score_patches']
 
 # %% ../nbs/08_memory.ipynb #ac0f0c93
 def patch_features(feats:dict, # F's feature maps by layer name
@@ -377,3 +378,37 @@ def anomaly_map(patch_scores:torch.Tensor, # B×h×w patch scores
     "B×H×W anomaly maps: up-sampling then Gaussian smoothing (σ in pixels)."
     m = nnf.interpolate(patch_scores[:, None].float(), size=size, mode=mode, **({'align_corners': False} if mode == 'bilinear' else {}))
     return (gaussian_smooth(m, sigma) if sigma > 0 else m)[:, 0]
+
+# %% ../nbs/08_memory.ipynb #5c0e0002
+def bank_from_config(cfg)->MemoryBank:
+    "The empty `MemoryBank` that config `cfg` describes (coreset, Eq. 9's b, search, dtype)."
+    return MemoryBank(coreset_ratio=cfg.coreset_ratio, method=cfg.coreset_method, projection=cfg.coreset_projection, b=cfg.reweight_b,
+                      backend=cfg.knn_backend, seed=cfg.seed, index=cfg.knn_index, dtype=cfg.bank_dtype, greedy=cfg.coreset_greedy)
+
+# %% ../nbs/08_memory.ipynb #5c0e0003
+@torch.no_grad()
+def embed(F, x:torch.Tensor, # normalised B×3×H×W images, on F's device
+          cfg, autocast=None # a context manager factory for mixed precision (None: none)
+         )->torch.Tensor:
+    "B×C×h×w patch features of images `x` through the feature extractor `F`, as config `cfg` aggregates them."
+    with (autocast() if autocast is not None else contextlib.nullcontext()): feats = F(x)
+    return patch_features(feats, cfg.memory_layers, cfg.patch_size, cfg.feature_dim, cfg.patch_pool_pad)
+
+# %% ../nbs/08_memory.ipynb #5c0e0006
+def embed_dataset(F, ds, # a dataset whose items hold a normalised 'image'
+                  cfg, rt, # config (layers, aggregation, batch, workers) and runtime (device, autocast)
+                  progress:bool=False)->torch.Tensor:
+    "N×C×h×w patch features of `ds`'s images through `F`, in order, on the CPU."
+    from torch.utils.data import DataLoader
+    loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers, pin_memory=rt.cuda)
+    return torch.cat([embed(F, rt.to(b['image']), cfg, rt.autocast).cpu() for b in tqdm(loader, desc='features', disable=not progress, leave=False)])
+
+# %% ../nbs/08_memory.ipynb #5c0e0004
+def score_patches(pf:torch.Tensor, # B×C×h×w patch features
+                  bank:MemoryBank, cfg)->dict:
+    "Image scores (Eq. 9's max), raw image scores (Eq. 8's max) and B×H×W anomaly maps of patch features `pf`, as config `cfg` maps them."
+    B, C, h, w = pf.shape
+    raw, s = bank.score(pf.permute(0, 2, 3, 1).reshape(-1, C))
+    raw, s = raw.reshape(B, h, w), s.reshape(B, h, w)
+    return dict(scores=s.flatten(1).max(1).values, raw_scores=raw.flatten(1).max(1).values,
+                maps=anomaly_map(s if cfg.map_scores == 'reweighted' else raw, hw(cfg.image_size), cfg.smoothing_sigma, cfg.map_upsample))

@@ -19,12 +19,12 @@ from .data import AnomalyDataset, Sample, read_image, check_samples, expand_imag
 from .backbone import FeatureExtractor, save_backbone
 from .runtime import Runtime
 from .training import train_tocoad, create_part, weight_change, feature_similarity
-from . import memory  # memory.patch_features: the module-level name is ToCoAD.patch_features below
-from .memory import MemoryBank, anomaly_map
+from .memory import MemoryBank, anomaly_map, bank_from_config, embed, embed_dataset, score_patches
+from .validation import validation_split, Guard
 from .metrics import evaluate_scores, best_f1_threshold
 
 # %% auto #0
-__all__ = ['MODEL_FORMAT', 'FORMER_DEFAULTS', 'as_images', 'to_pil', 'as_samples', 'bank_from_config', 'ToCoAD']
+__all__ = ['MODEL_FORMAT', 'FORMER_DEFAULTS', 'as_images', 'to_pil', 'as_samples', 'ToCoAD']
 
 # %% ../nbs/10_model.ipynb #9bc988cc
 def as_images(images)->list:
@@ -58,12 +58,6 @@ def as_samples(samples)->list[Sample]:
     if not all(isinstance(s, (str, Path)) for s in samples): raise TocoadError('fit takes Samples, or a folder, a glob or a list of image paths')
     return [Sample(p, 0, 'good') for p in expand_images([str(s) for s in samples])]
 
-# %% ../nbs/10_model.ipynb #70cc6619
-def bank_from_config(cfg:ToCoADConfig)->MemoryBank:
-    "The empty `MemoryBank` that `cfg` describes (coreset, Eq. 9's b, search, dtype)."
-    return MemoryBank(coreset_ratio=cfg.coreset_ratio, method=cfg.coreset_method, projection=cfg.coreset_projection, b=cfg.reweight_b,
-                      backend=cfg.knn_backend, seed=cfg.seed, index=cfg.knn_index, dtype=cfg.bank_dtype, greedy=cfg.coreset_greedy)
-
 # %% ../nbs/10_model.ipynb #60eb57c3
 def _gather_in_order(x:torch.Tensor, rt:Runtime, n_total:int)->torch.Tensor:
     "All ranks' rows (rank r holds items r, r+world, ...) gathered back into the original item order."
@@ -82,7 +76,7 @@ class ToCoAD:
                  runtime:Runtime|None=None # device, autocast, processes (None: from `cfg` when first needed)
                 ):
         self.cfg, self._rt = cfg or ToCoADConfig(), runtime
-        self.F = self.transform = None; self.parts = {}; self.history, self.timings, self.drift = [], {}, {}
+        self.F = self.transform = None; self.parts = {}; self.history, self.timings, self.drift, self.report = [], {}, {}, {}
         self.bank, self.thresholds = bank_from_config(self.cfg), None
 
     @property
@@ -109,14 +103,17 @@ def fit(self:ToCoAD, samples, # normal training images: `Sample`s, or a folder, 
         resume:bool=False, progress:bool=True,
         check:bool=True # open every image and mask first, so that an unusable one stops the fit before training
        )->ToCoAD:
-    "Train the configured stages on `samples`, then build the memory bank."
-    samples = as_samples(samples)
-    if check: check_samples(samples, self.cfg.image_size, self.cfg.resize if self.cfg.crop else None)
+    "Train the configured stages on `samples` (a held-out share validates them, 09a_validation), then build the memory bank from all of them."
+    samples = as_samples(samples); c = self.cfg
+    if check: check_samples(samples, c.image_size, c.resize if c.crop else None)
+    train, held = validation_split(samples, c.val_holdout) if c.stages != 'none' else (samples, [])
+    guard = Guard(c, train, held, self.runtime) if held and c.stages != 'none' and c.stage2_epochs > 0 else None
     t0 = time.perf_counter()
-    F, D, self.history = train_tocoad(self.cfg, samples, Path(out_dir)/'checkpoints' if out_dir else None, resume, progress, self.runtime)
+    F, D, self.history, self.report = train_tocoad(c, train, Path(out_dir)/'checkpoints' if out_dir else None, resume, progress, self.runtime,
+                                                   held=held, guard=guard)
     self.timings['train_s'] = time.perf_counter() - t0
-    if self.cfg.stages != 'none': self.drift = self._measure_drift(F, samples)
-    self.parts = {k: m.cpu() for k, m in (('F', F), ('D', D)) if m is not None and self.cfg.stages != 'none'}
+    if c.stages != 'none': self.drift = self._measure_drift(F, samples)
+    self.parts = {k: m.cpu() for k, m in (('F', F), ('D', D)) if m is not None and c.stages != 'none'}
     return self.use_extractor(F).fit_bank(samples, progress)
 
 # %% ../nbs/10_model.ipynb #c215a7a7
@@ -129,12 +126,9 @@ def _measure_drift(self:ToCoAD, F_trained:FeatureExtractor, samples:list[Sample]
 
 # %% ../nbs/10_model.ipynb #673f7d63
 @patch
-@torch.no_grad()
 def patch_features(self:ToCoAD, x:torch.Tensor)->torch.Tensor:
-    "B×C×h×w patch features of normalised images `x`."
-    rt = self.runtime
-    with rt.autocast(): feats = self.F(rt.to(x))
-    return memory.patch_features(feats, self.cfg.memory_layers, self.cfg.patch_size, self.cfg.feature_dim, self.cfg.patch_pool_pad)
+    "B×C×h×w patch features of normalised images `x` (`memory.embed` through the model's F)."
+    return embed(self.F, self.runtime.to(x), self.cfg, self.runtime.autocast)
 
 # %% ../nbs/10_model.ipynb #fc7f2f9f
 @patch
@@ -145,9 +139,8 @@ def loader(self:ToCoAD, ds, batch_size:int|None=None)->DataLoader:
 # %% ../nbs/10_model.ipynb #418fc27d
 @patch
 def features(self:ToCoAD, samples:list[Sample], progress:bool=False)->torch.Tensor:
-    "N×C×h×w patch features of `samples`, in order, on the CPU."
-    ds = AnomalyDataset(samples, self.transform)
-    return torch.cat([self.patch_features(b['image']).cpu() for b in tqdm(self.loader(ds), desc='features', disable=not progress, leave=False)])
+    "N×C×h×w patch features of `samples`, in order, on the CPU (`memory.embed_dataset`)."
+    return embed_dataset(self.F, AnomalyDataset(samples, self.transform), self.cfg, self.runtime, progress)
 
 # %% ../nbs/10_model.ipynb #b5c2a79d
 @patch
@@ -185,12 +178,8 @@ def holdout_thresholds(self:ToCoAD, feats:torch.Tensor)->dict|None:
 def score_features(self:ToCoAD, pf:torch.Tensor, # B×C×h×w patch features
                    bank:MemoryBank|None=None # None: the model's own; the inference panel hands in others
                   )->dict:
-    "Image scores (Eq. 9's max), raw image scores (Eq. 8's max) and anomaly maps (B×H×W) of patch features `pf`."
-    B, C, h, w = pf.shape; c = self.cfg
-    raw, s = (bank or self.bank).score(pf.permute(0, 2, 3, 1).reshape(-1, C))
-    raw, s = raw.reshape(B, h, w), s.reshape(B, h, w)
-    return dict(scores=s.flatten(1).max(1).values.cpu(), raw_scores=raw.flatten(1).max(1).values.cpu(),
-                maps=anomaly_map(s if c.map_scores == 'reweighted' else raw, hw(c.image_size), c.smoothing_sigma, c.map_upsample).cpu())
+    "Image scores (Eq. 9's max), raw image scores (Eq. 8's max) and anomaly maps (B×H×W) of patch features `pf` (`memory.score_patches`), on the CPU."
+    return {k: v.cpu() for k, v in score_patches(pf, bank or self.bank, self.cfg).items()}
 
 # %% ../nbs/10_model.ipynb #13fe505c
 @torch.no_grad()

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING: from tocoad.model import ToCoAD  # imported where a fit runs: `tocoad --help` stays instant
 
 # %% auto #0
-__all__ = ['MARKER', 'claim_out_dir', 'save_figure', 'report_figures', 'write_report', 'run_fit']
+__all__ = ['MARKER', 'claim_out_dir', 'save_figure', 'training_summary', 'training_verdict', 'report_figures', 'write_report',
+           'run_fit']
 
 # %% ../nbs/10_run.ipynb #69d5be6a
 MARKER = 'tocoad_output.json'
@@ -33,6 +34,30 @@ def save_figure(fig, path):
     "Save `fig` as a small PNG at `path` and close it."
     import matplotlib.pyplot as plt
     fig.savefig(path, dpi=80, bbox_inches='tight'); plt.close(fig)
+
+# %% ../nbs/10_run.ipynb #c5a10001
+def training_summary(model:ToCoAD)->dict:
+    "What training left to judge it by, for metrics.json: D's probe after stage I and the validation scores of F (09a_validation)."
+    r, out = model.report, {}
+    if 'd_probe_auroc' in r: out['d_probe_auroc'] = r['d_probe_auroc']
+    if v := r.get('validation'):
+        out.update(val_score_before=v['before'], val_score_after=v['after'], val_noise=v['noise'], val_kept_epoch=v['kept_epoch'], validation=v)
+    return out
+
+def training_verdict(s:dict)->list[str]:
+    "Markdown lines that say, in words, what D's probe and the validation scores of `training_summary` mean."
+    lines = []
+    if (p := s.get('d_probe_auroc')) is not None:
+        lines.append(f"- **D after stage I**: pixel AUROC {p:.4f} on G's anomalies in the held-out images (0.5 is chance): "
+                     + ('D learnt to find them.' if p >= 0.85 else 'D is weak, so L_neg gives F little guidance.' if p >= 0.65 else "D is near chance: L_neg feeds F noise; lengthen stage I."))
+    if (v := s.get('validation')):
+        b, a, n = v['before'], v['after'], v['noise']
+        verdict = ('no estimate of the noise (too few held-out images)' if n is None else 'better than frozen F beyond noise' if a > b + 2 * n
+                   else 'worse than frozen F beyond noise' if a < b - 2 * n else 'no different from frozen F within noise')
+        kept = 'frozen F' if v['kept_epoch'] == 0 else f"F after epoch {v['kept_epoch']}"
+        lines.append(f"- **F after stage II** ({v['generator'].removesuffix('Generator')} anomalies in {v['n_images']} held-out images): validation score "
+                     f"{b:.4f} with frozen F, {a:.4f} after stage II" + (f" (noise ±{n:.4f})" if n is not None else '') + f": {verdict}. Kept: {kept} (guard '{v['guard']}').")
+    return lines
 
 # %% ../nbs/10_run.ipynb #9d8ca285
 def report_figures(out:Path, model:ToCoAD)->list:
@@ -57,6 +82,9 @@ def report_figures(out:Path, model:ToCoAD)->list:
     save_figure(fig, out/'heatmaps.png'); figs.append(('Heatmaps (image, ground truth, anomaly map)', 'heatmaps.png'))
     if model.history:
         ax = plot_history(model.history); save_figure(np.atleast_1d(ax)[0].figure, out/'losses.png'); figs.append(('Training losses', 'losses.png'))
+    if v := model.report.get('validation'):
+        from tocoad.validation import plot_validation
+        ax = plot_validation(v); save_figure(ax.figure, out/'validation.png'); figs.append(('Validation score during stage II (held-out images)', 'validation.png'))
     if model.drift:
         axs = plot_drift(model.drift['weight_change'], model.drift['feature_cosine']); save_figure(axs[0].figure, out/'drift.png')
         figs.append(('How far training moved F', 'drift.png'))
@@ -78,6 +106,7 @@ def write_report(out:Path, category:str, metrics:dict, model:ToCoAD)->Path:
                   '| relative weight change | ' + ' | '.join(f'{v:.2%}' for v in model.drift['weight_change'].values()) + ' |',
                   '', '| features of 8 training images, before vs after | ' + ' | '.join(model.drift['feature_cosine']) + ' |', '|---|' + '---|' * len(model.drift['feature_cosine']),
                   '| mean cosine similarity | ' + ' | '.join(f'{v:.4f}' for v in model.drift['feature_cosine'].values()) + ' |']
+    if verdict := training_verdict(metrics): lines += ['', '## Did training help? (held-out normal training images; no test image)', ''] + verdict
     if metrics.get('notes'): lines += ['', '**Notes:** ' + '; '.join(metrics['notes'])]
     for title, f in figs: lines += ['', f'## {title}', '', f'![{title}]({f})']
     lines += ['', '## Config', '', '```json', json.dumps(model.cfg.to_dict(), indent=1), '```', '']
@@ -103,11 +132,11 @@ def run_fit(data, category:str, fmt:str, cfg:ToCoADConfig, out, resume:bool=Fals
     if test is None:
         print(f'tocoad: note: {category} has no test split: evaluation skipped; the model and its thresholds are in {out/"model"}', file=sys.stderr)
         metrics = dict(timings=dict(model.timings, fit_s=fit_s), category=category, data=str(data), format=fmt, config=cfg.to_dict(),
-                       thresholds=model.thresholds, notes=['no test split: not evaluated'])
+                       thresholds=model.thresholds, notes=['no test split: not evaluated'], **training_summary(model))
         save_json(out/'metrics.json', metrics); return metrics
     metrics = model.evaluate(test, progress=progress)
     metrics['timings'] = dict(model.timings, fit_s=fit_s, fit_images_per_s=len(train) / fit_s, predict_images_per_s=metrics.pop('predict_images_per_s'))
-    metrics.update(category=category, data=str(data), format=fmt, config=cfg.to_dict())
+    metrics.update(category=category, data=str(data), format=fmt, config=cfg.to_dict(), **training_summary(model))
     if model.drift: metrics['drift'] = model.drift
     save_json(out/'metrics.json', metrics); write_report(out, category, metrics, model)
     return metrics

@@ -5,6 +5,7 @@
 # %% ../nbs/07_training.ipynb #af471c37
 from __future__ import annotations
 import json, math, time
+from typing import NamedTuple
 from pathlib import Path
 import numpy as np
 import torch
@@ -25,10 +26,10 @@ from .contrastive import ContrastiveHead, MomentumTarget, contrastive_loss
 
 # %% auto #0
 __all__ = ['CHECKPOINT', 'PARTS', 'augmentation_set', 'StageDataset', 'save_checkpoint', 'has_checkpoint', 'load_checkpoint',
-           'average_buffers', 'run_stage', 'train_stage1', 'FineTuned', 'set_batchnorm', 'train_stage2',
-           'generator_from_config', 'initial_extractor', 'create_part', 'probe_discriminator', 'plot_probe',
-           'train_tocoad', 'plot_history', 'changed_parameters', 'parameter_layers', 'weight_change',
-           'feature_similarity', 'plot_drift']
+           'average_buffers', 'run_stage', 'FeaturePool', 'train_stage1', 'FineTuned', 'set_batchnorm',
+           'recalibrate_batchnorm', 'train_stage2', 'generator_from_config', 'initial_extractor', 'create_part',
+           'probe_discriminator', 'plot_probe', 'Trained', 'train_tocoad', 'plot_history', 'changed_parameters',
+           'parameter_layers', 'weight_change', 'feature_similarity', 'plot_drift']
 
 # %% ../nbs/07_training.ipynb #bf2a223a
 def augmentation_set(size:int|tuple)->T.Compose:
@@ -142,9 +143,13 @@ def average_buffers(m:nn.Module, world:int):
         if b.is_floating_point(): dist.all_reduce(b); b.div_(world)
 
 # %% ../nbs/07_training.ipynb #73b7a538
-def run_stage(stage:int, step_fn, modules:dict, params:list, dataset:StageDataset, cfg:ToCoADConfig, rt:Runtime,
-              out_dir:str|Path|None=None, resume:bool=False, progress:bool=True, after_step=None, on_step=None)->list:
-    "Train `params` for stage `stage` by calling `step_fn(batch) -> dict of losses` on each batch; returns the history.\n    `on_step(n)` (if given) is called with the number of optimizer steps taken: once before the first, then after each."
+def run_stage(stage:int, step_fn, modules:dict, params:list, dataset:Dataset, cfg:ToCoADConfig, rt:Runtime,
+              out_dir:str|Path|None=None, resume:bool=False, progress:bool=True, after_step=None, on_step=None,
+              on_epoch=None, state:dict|None=None)->list:
+    """Train `params` for stage `stage` by calling `step_fn(batch) -> dict of losses` on each batch; returns the history.
+    `on_step(n)` (if given) is called with the number of optimizer steps taken: once before the first, then after each.
+    `on_epoch(epoch) -> bool` (if given) is called after each epoch, before its checkpoint; True ends the stage early.
+    `state` (a JSON-able dict, if given) is saved in every checkpoint and restored on resume."""
     epochs = cfg.stage1_epochs if stage == 1 else cfg.stage2_epochs
     opt = (torch.optim.Adam(params, lr=cfg.stage1_lr) if stage == 1 else
            torch.optim.SGD(params, lr=cfg.stage2_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay))
@@ -155,8 +160,9 @@ def run_stage(stage:int, step_fn, modules:dict, params:list, dataset:StageDatase
         meta = load_checkpoint(ck, modules, opt, map_location=rt.device)
         saved = ToCoADConfig.from_dict(meta['config']).replace(device=cfg.device, num_workers=cfg.num_workers)  # those may change
         if saved != cfg: raise TocoadError(f'cannot resume from {ck}: it was made with another config; use a new --out folder')
-        sched.load_state_dict(meta['scheduler']); history, start = meta['history'], meta['epoch'] + 1
+        sched.load_state_dict(meta['scheduler']); history, start = meta['history'], (epochs if meta.get('stopped') else meta['epoch'] + 1)
         if hasattr(sched, 'milestones'): sched.milestones = type(sched.milestones)({int(k): v for k, v in sched.milestones.items()})  # JSON made the keys strings
+        if state is not None: state.update(meta.get('state', {}))
     if on_step is not None: on_step(len(history))
     for epoch in range(start, epochs):
         dataset.epoch = epoch; t0, n = time.perf_counter(), 0
@@ -174,27 +180,49 @@ def run_stage(stage:int, step_fn, modules:dict, params:list, dataset:StageDatase
         sched.step()
         if rt.distributed:  # batch-norm statistics drift apart between DDP's buffer broadcasts: average them
             for m in modules.values(): average_buffers(m, rt.world)
+        stop = bool(on_epoch(epoch)) if on_epoch is not None else False
         if ck is not None and rt.main:
-            save_checkpoint(ck, modules, opt,
-                            dict(epoch=epoch, history=history, scheduler=sched.state_dict(), config=cfg.to_dict()))
+            save_checkpoint(ck, modules, opt, dict(epoch=epoch, history=history, scheduler=sched.state_dict(), config=cfg.to_dict(),
+                                                   stopped=stop, state=state if state is not None else {}))
         if rt.distributed: dist.barrier()
+        if stop: break
     return history
+
+# %% ../nbs/07_training.ipynb #a7c31e02
+class FeaturePool(Dataset):
+    "F's features (float16) and G's masks of `size` synthetic anomalies from `stage`, computed once: F is frozen in stage I (ours)."
+    def __init__(self, F:FeatureExtractor, stage:StageDataset, size:int, rt:Runtime, batch_size:int=16, progress:bool=True):
+        N, feats, masks, self.epoch = len(stage), {}, [], 0
+        for a in tqdm(range(0, size, batch_size), desc='stage I features', disable=not (progress and rt.main), leave=False):
+            items = []
+            for j in range(a, min(size, a + batch_size)):
+                stage.epoch = j // N; items.append(stage[j % N])  # as epoch j // N of the loop without a pool
+            with torch.no_grad(), rt.autocast(): f = F(rt.to(torch.stack([it['anomalous'] for it in items])))
+            for l, v in f.items(): feats.setdefault(l, []).append(v.to('cpu', torch.float16))
+            masks.append(torch.stack([it['mask'] for it in items]).bool())
+        stage.epoch = 0
+        self.feats, self.masks = {l: torch.cat(v) for l, v in feats.items()}, torch.cat(masks)
+
+    def __len__(self): return len(self.masks)
+    def __getitem__(self, j): return {'feats': {l: f[j] for l, f in self.feats.items()}, 'mask': self.masks[j]}
 
 # %% ../nbs/07_training.ipynb #38417586
 def train_stage1(F:FeatureExtractor, D:DiscriminativeNetwork, dataset:StageDataset, cfg:ToCoADConfig, rt:Runtime|None=None,
-                 out_dir=None, resume:bool=False, progress:bool=True, on_step=None)->list:
-    "Stage I (DNP): train D on G's anomalies with the focal loss; F stays frozen. `on_step(stage, n, parts)` watches it."
+                 out_dir=None, resume:bool=False, progress:bool=True, on_step=None, on_epoch=None)->list:
+    "Stage I (DNP): train D on G's anomalies with the focal loss; F stays frozen. `on_step(stage, n, parts)` and `on_epoch(epoch)` watch it."
     rt = rt or Runtime(cfg.device, cfg.amp)
     F.eval().requires_grad_(False); D.train().requires_grad_(True)
     Dw, loss_fn = rt.wrap(D), make_mask_loss('focal', cfg.focal_alpha, cfg.focal_gamma)
+    if cfg.stage1_pool and cfg.stage1_epochs: dataset = FeaturePool(F, dataset, cfg.stage1_pool, rt, cfg.batch_size, progress)
     def step(batch):
-        x, m = rt.to(batch['anomalous']), batch['mask'].to(rt.device)
-        with rt.autocast():
-            with torch.no_grad(): feats = F(x)
-            logits = Dw(feats, x.shape[-2:])
+        m = batch['mask'].to(rt.device)
+        if 'feats' in batch: feats = {l: rt.to(f.float()) for l, f in batch['feats'].items()}  # from the pool
+        else:
+            with torch.no_grad(), rt.autocast(): feats = F(rt.to(batch['anomalous']))
+        with rt.autocast(): logits = Dw(feats, m.shape[-2:])
         return {'loss': loss_fn(logits, m)}
     watch = (lambda k: on_step(1, k, {'F': F, 'D': D})) if on_step else None
-    return run_stage(1, step, {'D': D}, list(D.parameters()), dataset, cfg, rt, out_dir, resume, progress, on_step=watch)
+    return run_stage(1, step, {'D': D}, list(D.parameters()), dataset, cfg, rt, out_dir, resume, progress, on_step=watch, on_epoch=on_epoch)
 
 # %% ../nbs/07_training.ipynb #13ff111b
 class FineTuned(nn.Module):
@@ -207,15 +235,34 @@ class FineTuned(nn.Module):
 
 # %% ../nbs/07_training.ipynb #99a3bfb8
 def set_batchnorm(m:nn.Module, mode:str)->nn.Module:
-    "Put `m`'s batch-norm layers in train mode (`mode='train'`) or eval mode (`'frozen'`: running statistics fixed)."
+    "Put `m`'s batch-norm layers in train mode (`'train'`, `'recalibrate'`) or eval mode (`'frozen'`: running statistics fixed)."
     for b in m.modules():
-        if isinstance(b, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)): b.train(mode == 'train')
+        if isinstance(b, nn.modules.batchnorm._BatchNorm): b.train(mode != 'frozen')
+    return m
+
+# %% ../nbs/07_training.ipynb #b1c0e002
+@torch.no_grad()
+def recalibrate_batchnorm(m:nn.Module, images:Dataset, # items with a normalised 'image'
+                          rt:Runtime, batch_size:int=16)->nn.Module:
+    "Re-estimate every batch-norm layer's running statistics in `m` as the plain average over `images`; the weights stay."
+    bns = [b for b in m.modules() if isinstance(b, nn.modules.batchnorm._BatchNorm)]
+    saved = [(b.momentum, b.training) for b in bns]
+    for b in bns: b.reset_running_stats(); b.momentum = None; b.train()  # momentum None: a cumulative average
+    try:
+        for k in range(0, len(images), batch_size):
+            x = torch.stack([images[i]['image'] for i in range(k, min(len(images), k + batch_size))])
+            with rt.autocast(): m(rt.to(x))
+    finally:
+        for b, (mom, tr) in zip(bns, saved): b.momentum = mom; b.train(tr)
+    if rt.distributed: average_buffers(m, rt.world)
     return m
 
 # %% ../nbs/07_training.ipynb #b77d906e
 def train_stage2(F:FeatureExtractor, D:DiscriminativeNetwork|None, head:ContrastiveHead, dataset:StageDataset, cfg:ToCoADConfig,
-                 rt:Runtime|None=None, out_dir=None, resume:bool=False, progress:bool=True, on_step=None)->list:
-    "Stage II (NCL): fine-tune F jointly with C by λ·L_sym + (1−λ)·L_neg (Eq. 6); D (if given) stays frozen."
+                 rt:Runtime|None=None, out_dir=None, resume:bool=False, progress:bool=True, on_step=None, guard=None)->list:
+    """Stage II (NCL): fine-tune F jointly with C by λ·L_sym + (1−λ)·L_neg (Eq. 6); D (if given) stays frozen.
+    `guard` (a `validation.Guard`, if given) scores F before the first step and after every `cfg.val_every` epochs,
+    may end the stage early, and at the end leaves in F the weights it chose."""
     rt = rt or Runtime(cfg.device, cfg.amp)
     F.requires_grad_(True); head.requires_grad_(True)  # stage I froze F: §3.2 fine-tunes it
     model = FineTuned(F, head).train(); set_batchnorm(F, cfg.stage2_bn)
@@ -223,6 +270,7 @@ def train_stage2(F:FeatureExtractor, D:DiscriminativeNetwork|None, head:Contrast
     if D is not None: D.eval().requires_grad_(False).zero_grad(set_to_none=True)  # frozen: no gradient, not even stage I's last
     target = MomentumTarget(F, head, cfg.byol_tau).to(rt.device) if cfg.cl_method == 'byol' else None
     loss_fn, M = make_mask_loss(cfg.neg_loss, cfg.focal_alpha, cfg.focal_gamma), cfg.views
+    clean = AnomalyDataset(dataset.base.samples, dataset.base.transform)  # the normal images as the memory bank sees them
     def step(batch):
         views = batch['views']; B = views.shape[0]
         x = torch.cat([views.transpose(0, 1).reshape(M * B, *views.shape[2:])] + ([batch['anomalous']] if D is not None else []))
@@ -235,11 +283,25 @@ def train_stage2(F:FeatureExtractor, D:DiscriminativeNetwork|None, head:Contrast
             anom = {l: f[M * B:] for l, f in feats.items()}
             l_neg = loss_fn(D(anom, x.shape[-2:]), batch['mask'].to(rt.device))
         return {'loss': ncl_loss(l_sym, l_neg, cfg.lam), 'l_sym': l_sym, 'l_neg': l_neg}
-    modules = {'F': F, 'head': head, **({'target': target} if target is not None else {})}
+    def as_scored(f):  # F as the memory bank will see it: eval mode, statistics re-estimated where the mode says so
+        if cfg.stage2_bn == 'recalibrate': recalibrate_batchnorm(f, clean, rt, cfg.batch_size)
+        return f
+    def on_epoch(e):
+        last = e + 1 == cfg.stage2_epochs
+        if guard is None or not ((e + 1) % cfg.val_every == 0 or last): return False
+        stop = guard.score(e + 1, as_scored(F)); set_batchnorm(F.train(), cfg.stage2_bn)  # scoring put F in eval mode
+        return stop
+    if guard is not None: guard.start(F, resume=resume); set_batchnorm(F.train(), cfg.stage2_bn)  # frozen F, before the first step
+    modules = {'F': F, 'head': head, **({'target': target} if target is not None else {}), **({'guard': guard.best} if guard is not None else {})}
     parts = {'F': F, 'head': head, **({'D': D} if D is not None else {}), **({'target': target} if target is not None else {})}
-    return run_stage(2, step, modules, [*F.parameters(), *head.parameters()], dataset, cfg, rt, out_dir, resume, progress,
-                     after_step=(lambda: target.update(F, head)) if target is not None else None,
-                     on_step=(lambda k: on_step(2, k, parts)) if on_step else None)
+    history = run_stage(2, step, modules, [*F.parameters(), *head.parameters()], dataset, cfg, rt, out_dir, resume, progress,
+                        after_step=(lambda: target.update(F, head)) if target is not None else None,
+                        on_step=(lambda k: on_step(2, k, parts)) if on_step else None,
+                        on_epoch=on_epoch, state=guard.records if guard is not None else None)
+    F.eval()
+    if guard is not None: guard.finish(F)  # every F it scored was already as the memory bank will see it
+    else: as_scored(F)
+    return history
 
 # %% ../nbs/07_training.ipynb #2cc4a07b
 def generator_from_config(cfg:ToCoADConfig):
@@ -267,7 +329,7 @@ def create_part(name:str, # one of `PARTS`
     elif name not in PARTS: raise TocoadError(f'unknown part {name!r}; choose from {", ".join(PARTS)}')
     elif F is None: raise TocoadError(f'create_part({name!r}) needs F: D, C and the transform are sized and normalised to it')
     elif name == 'transform': return ImageTransform(cfg.image_size, cfg.resize, cfg.crop, F.mean, F.std)
-    elif name == 'D': m = DiscriminativeNetwork(F.channels, cfg.decoder_width)
+    elif name == 'D': m = DiscriminativeNetwork(F.channels, cfg.decoder_width, head_channels=cfg.decoder_head)
     else: m = ContrastiveHead(F.channels, cfg.cl_layers, cfg.cl_concat, cfg.proj_dim, cfg.pred_layers)
     return rt.prepare(m) if rt is not None else m
 
@@ -303,23 +365,35 @@ def plot_probe(probe:dict, n:int=3):
     fig.tight_layout(pad=0.3); return fig
 
 # %% ../nbs/07_training.ipynb #33befe87
+class Trained(NamedTuple):
+    "What `train_tocoad` returns: the trained F (all four layers), stage I's D (None without stage I), the loss history, and a report."
+    F: FeatureExtractor
+    D: DiscriminativeNetwork|None
+    history: list
+    report: dict # 'd_probe_auroc': D's probe on the held-out images right after stage I; 'validation': the guard's scores and choice
+
 def train_tocoad(cfg:ToCoADConfig, samples:list[Sample], out_dir=None, resume:bool=False, progress:bool=True, rt:Runtime|None=None,
-                 on_step=None):
-    "Run the configured stages on the normal `samples`; returns (F, D, history)."
+                 on_step=None,
+                 held:list[Sample]|None=None, # normal images that no stage trains on: D is probed on them after stage I
+                 guard=None # a `validation.Guard` that scores F during stage II and keeps the F it chooses
+                )->Trained:
+    "Run the configured stages on the normal `samples`."
     rt = rt or Runtime(cfg.device, cfg.amp)
-    F = create_part('F', cfg, rt=rt)
-    base = AnomalyDataset(samples, create_part('transform', cfg, F), normalize=False)
+    F = create_part('F', cfg, rt=rt); tfm = create_part('transform', cfg, F)
+    base = AnomalyDataset(samples, tfm, normalize=False)
     gen = create_part('G', cfg)
-    D, history = None, []
+    D, history, report = None, [], {}
     if cfg.stages == 'dnp+ncl':
         D = create_part('D', cfg, F, rt)
         history += train_stage1(F, D, StageDataset(base, gen, 0, cfg.seed), cfg, rt, out_dir, resume, progress, on_step)
+        if held: report['d_probe_auroc'] = probe_discriminator(F, D, gen, tfm, held)['auroc']  # on stage I's (frozen) F
     if cfg.stages in ('ncl', 'dnp+ncl') and cfg.stage2_epochs > 0:
         head = create_part('C', cfg, F, rt)
         ds = StageDataset(base, gen if D is not None else None, cfg.views, cfg.seed + 1)
-        history += train_stage2(F, D, head, ds, cfg, rt, out_dir, resume, progress, on_step)
+        history += train_stage2(F, D, head, ds, cfg, rt, out_dir, resume, progress, on_step, guard)
+        if guard is not None: report['validation'] = guard.summary()
     F.eval().requires_grad_(False)
-    return F, D, history
+    return Trained(F, D, history, report)
 
 # %% ../nbs/07_training.ipynb #5506af18
 def plot_history(history:list, ax=None):

@@ -1,9 +1,7 @@
-"""Shared by the training benchmarks: build F, D, C and G from a config and time one epoch of each stage."""
+"""Shared by the training benchmarks: one epoch of each stage, with the parts `train_tocoad` builds (`stage_parts`)."""
 import resource, time
 import torch
-from tocoad.data import AnomalyDataset
-from tocoad.runtime import Runtime
-from tocoad.training import StageDataset, train_stage1, train_stage2, create_part
+from tocoad.training import stage_parts, train_stage1, train_stage2
 
 def peak_mb(rt):
     "Peak CUDA allocator memory on a GPU, else the process's peak resident memory, in MB."
@@ -12,12 +10,9 @@ def peak_mb(rt):
 
 def time_stages(cfg, samples, rt=None):
     "One epoch of stage I and one of stage II on `samples`: yields (name, seconds, steps, last loss, peak MB)."
-    rt = rt or Runtime(cfg.device, cfg.amp)
-    F = create_part('F', cfg, rt=rt)  # the parts as train_tocoad builds them
-    base = AnomalyDataset(samples, create_part('transform', cfg, F), normalize=False)
-    D, head, gen = create_part('D', cfg, F, rt), create_part('C', cfg, F, rt), create_part('G', cfg)
-    for name, fn in [('stage I', lambda: train_stage1(F, D, StageDataset(base, gen, 0, 0), cfg, rt, progress=False)),
-                     ('stage II', lambda: train_stage2(F, D, head, StageDataset(base, gen, cfg.views, 1), cfg, rt, progress=False))]:
+    p = stage_parts(cfg.replace(stages='dnp+ncl', stage1_epochs=1, stage2_epochs=1), samples, runtime=rt); rt = p.runtime
+    for name, fn in [('stage I', lambda: train_stage1(p.F, p.D, dataset=p.stage1, cfg=cfg, rt=rt, progress=False)),
+                     ('stage II', lambda: train_stage2(p.F, p.D, C=p.C, dataset=p.stage2, cfg=cfg, rt=rt, progress=False))]:
         if rt.cuda: torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
         t = time.perf_counter(); hist = fn()
         if rt.cuda: torch.cuda.synchronize()

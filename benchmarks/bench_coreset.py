@@ -14,20 +14,23 @@ from pathlib import Path
 from tocoad.core import data_root
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import torch
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import write_result
 
 def features(case, a):
     "N×152 patch features of a case, computed once and kept in --work."
     path = Path(a.work) / f'{case}.safetensors'
     from safetensors.torch import save_file
     if path.is_file(): return path
-    from tocoad.backbone import FeatureExtractor
-    from tocoad.memory import patch_features
+    from tocoad.core import preset
+    from tocoad.parts import create_part
+    from tocoad.memory import aggregate_patches
     import torchvision.transforms.v2.functional as TF
-    F = FeatureExtractor('tf_efficientnet_lite0', 'offline', ('layer2', 'layer3')).eval()
+    F = create_part('F_memory', preset('cpu'), weights='offline')  # layers 2 and 3, ImageNet weights
     def images():
         if case == 'bottle':
             from tocoad.data import load_samples, AnomalyDataset, ImageTransform
-            ds = AnomalyDataset(load_samples(a.data, 'bottle'), ImageTransform(256, 256, False, F.mean, F.std))
+            ds = AnomalyDataset(load_samples(a.data, 'bottle'), ImageTransform(256, 256, crop=False, mean=F.mean, std=F.std))
             for s in range(0, len(ds), 16): yield torch.stack([ds[i]['image'] for i in range(s, min(s + 16, len(ds)))])
         else:
             g = torch.Generator().manual_seed(0); n = 209 if case == 'noise' else 980
@@ -36,7 +39,7 @@ def features(case, a):
                 x = TF.gaussian_blur(torch.randn(min(16, n - s), 1, 256, 256, generator=g), [int(8 * sig) | 1] * 2, [sig] * 2)
                 yield (x / x.std()).clamp(-1, 1).expand(-1, 3, -1, -1) * 0.5  # grey, mean 0 in the backbone's normalisation
     with torch.inference_mode():
-        out = [patch_features(F(x), ('layer2', 'layer3'), 3).permute(0, 2, 3, 1).reshape(-1, 152) for x in images()]
+        out = [aggregate_patches(F(x), ('layer2', 'layer3'), patch_size=3).permute(0, 2, 3, 1).reshape(-1, 152) for x in images()]
     save_file({'x': torch.cat(out).contiguous()}, str(path)); return path
 
 def radius_of(x, idx, sample=None, chunk=4096):
@@ -48,7 +51,7 @@ def select(feat_path, method, device, threads, out):
     "Child process: run one coreset selection, write indices, seconds and peak RSS."
     from safetensors.torch import load_file, save_file
     torch.set_num_threads(threads)
-    from tocoad.memory import greedy_coreset, greedy_coreset_cells
+    from tocoad.search import greedy_coreset, greedy_coreset_cells
     x = load_file(feat_path)['x'].to(device); n = round(0.1 * len(x)); base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
     idx = (greedy_coreset if method == 'global' else greedy_coreset_cells)(x, n, 128, 0)
@@ -69,7 +72,7 @@ if __name__ == '__main__':
     from safetensors.torch import load_file
     print(f'coreset 10 %, projection 128, device {a.device}, {a.threads} threads, torch {torch.__version__}')
     print(f'{"case":8}{"patches":>10}{"method":>8}{"seconds":>10}{"peak RSS MB":>13}{"features MB":>13}{"radius":>9}{"/ exact":>9}')
-    global_s = {}
+    global_s, rows = {}, []
     for case in a.cases:
         if case == 'bottle' and not (Path(a.data) / 'bottle').is_dir(): print(f'bottle: no data at {a.data}, skipped'); continue
         fp = features(case, a); x = load_file(str(fp))['x']; N = len(x)
@@ -85,6 +88,10 @@ if __name__ == '__main__':
             if method == 'global': global_s[case] = res['seconds']
             rel = f'{radius[method] / radius["global"]:9.3f}' if 'global' in radius else f'{"–":>9}'
             print(f'{case:8}{N:10d}{method:>8}{res["seconds"]:10.1f}{res["peak_rss_mb"]:13.0f}{res["features_rss_mb"]:13.0f}{radius[method]:9.3f}{rel}', flush=True)
+            rows.append(dict(case=case, patches=N, method=method, seconds=round(res['seconds'], 1), peak_rss_mb=round(res['peak_rss_mb']), features_mb=round(res['features_rss_mb']),
+                             radius=round(radius[method], 4), radius_over_exact=round(radius[method] / radius['global'], 4) if 'global' in radius else None))
         if case == 'large' and 'noise' in global_s:
             n_noise = 209 * 1024
             print(f'large: the exact greedy would take about {global_s["noise"] * (N / n_noise) ** 2 / 60:.0f} min (noise case × (N / {n_noise})², its n·N growth); radius over a sample of {len(sample)} patches')
+    extrapolated = round(global_s['noise'] * (len(load_file(str(features('large', a)))['x']) / (209 * 1024)) ** 2 / 60) if 'large' in a.cases and 'noise' in global_s else None
+    write_result('coreset', dict(what=f'coreset 10 %, projection 128, {a.device}, {a.threads} threads; each selection in its own process', rows=rows, large_exact_minutes_extrapolated=extrapolated))

@@ -7,8 +7,10 @@ run, so the ratios are comparable even on a noisy machine. The peer is anomalib'
 (same backbone, weights, tensors and bank size), so only its inference code differs.
 Usage: python benchmarks/bench_predict.py [--data ../shared/data/mvtec_ad] [--category bottle] [--threads 2]
 """
-import argparse, importlib.util, os, statistics, time, warnings
+import argparse, importlib.util, os, statistics, sys, time, warnings
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import write_result
 from tocoad.core import data_root
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import torch
@@ -38,7 +40,7 @@ def peer_model(m):
     p = PatchcoreModel(layers=['blocks.2', 'blocks.4'], backbone='tf_efficientnet_lite0', pre_trained=False, num_neighbors=9).eval()
     fe = p.feature_extractor.feature_extractor
     fe.load_state_dict({k: v for k, v in m.F.body.state_dict().items() if k in fe.state_dict()})
-    p.memory_bank = m.bank.bank.clone()
+    p.memory_bank = m.bank.vectors.clone()
     return p
 
 if __name__ == '__main__':
@@ -49,40 +51,48 @@ if __name__ == '__main__':
     a = ap.parse_args(); torch.set_num_threads(a.threads); warnings.simplefilter('ignore')
     from tocoad.backbone import offline_classifier
     from tocoad.data import load_samples, AnomalyDataset
-    from tocoad.memory import patch_features, anomaly_map, NearestNeighbours
+    from tocoad.memory import aggregate_patches, anomaly_map
+    from tocoad.search import NearestNeighbours
     m = fitted_model(a); cfg = m.cfg
-    ds = AnomalyDataset(load_samples(a.data, a.category, 'test'), m.transform)
+    ds = AnomalyDataset(load_samples(a.data, a.category, split='test'), m.transform)
     x = torch.stack([ds[i]['image'] for i in range(len(ds))]); n = len(x)
     batches = list(x.split(a.batch))
-    print(f'{a.category}: {n} test images {tuple(x.shape[1:])}, bank {tuple(m.bank.bank.shape)}, b = {cfg.reweight_b}, batch {a.batch}, '
+    print(f'{a.category}: {n} test images {tuple(x.shape[1:])}, bank {tuple(m.bank.vectors.shape)}, b = {cfg.reweight_b}, batch {a.batch}, '
           f'{a.threads} threads, torch {torch.__version__}; median of {a.repeats} passes')
 
     bare = offline_classifier()
-    feats = [m.F(b) for b in batches]; pfs = [patch_features(f, cfg.memory_layers, cfg.patch_size, cfg.feature_dim) for f in feats]
+    feats = [m.F(b) for b in batches]; pfs = [aggregate_patches(f, cfg.memory_layers, patch_size=cfg.patch_size, feature_dim=cfg.feature_dim) for f in feats]
     qs = [p.permute(0, 2, 3, 1).reshape(-1, p.shape[1]) for p in pfs]
-    grid = pfs[0].shape[-2:]; exact = NearestNeighbours(m.bank.bank)
+    grid = pfs[0].shape[-2:]; exact = NearestNeighbours(m.bank.vectors)
     steps = {}
     with torch.inference_mode():
         steps['bare timm forward (whole classifier)'] = median_time(bare, batches, a.repeats)
         steps['backbone (F to layer 3)'] = median_time(m.F, batches, a.repeats)
-        steps['patch aggregation'] = median_time(lambda f: patch_features(f, cfg.memory_layers, cfg.patch_size, cfg.feature_dim), feats, a.repeats)
+        steps['patch aggregation'] = median_time(lambda f: aggregate_patches(f, cfg.memory_layers, patch_size=cfg.patch_size, feature_dim=cfg.feature_dim), feats, a.repeats)
         steps['neighbour search, exact (flat)'] = median_time(lambda q: exact.search(q, 1), qs, a.repeats)
-        steps[f'neighbour search, model ({m.bank.nn.index})'] = median_time(lambda q: m.bank.nn.search(q, 1), qs, a.repeats)
+        steps[f'neighbour search, model ({m.bank.search_kind})'] = median_time(lambda q: m.bank.knn.search(q, 1), qs, a.repeats)
         steps['bank scoring (search + Eq. 9)'] = median_time(m.bank.score, qs, a.repeats)
-        steps['map (up-sample + smooth)'] = median_time(lambda q: anomaly_map(q[:, 0].reshape(-1, *grid), tuple(x.shape[-2:]), cfg.smoothing_sigma), qs, a.repeats)
+        steps['map (up-sample + smooth)'] = median_time(lambda q: anomaly_map(q[:, 0].reshape(-1, *grid), tuple(x.shape[-2:]), sigma=cfg.smoothing_sigma), qs, a.repeats)
         steps['tocoad predict (all of it)'] = ours = median_time(m.predict, batches, a.repeats)
         if importlib.util.find_spec('anomalib') is not None:
             peer = peer_model(m); steps['anomalib PatchcoreModel, same bank'] = median_time(peer, batches, a.repeats)
         else: peer = None; print('(anomalib is not installed: pip install -e ".[bench]" for the peer figure)')
     for k, s in steps.items(): print(f'  {k:40} {n / s:8.1f} images/s   {1000 * s / n:7.1f} ms/image')
-    if m.bank.nn.index == 'ivf':
-        found = torch.cat([m.bank.nn.search(q, 1)[0][:, 0] for q in qs]); ex = torch.cat([exact.search(q, 1)[0][:, 0] for q in qs])
-        print(f'ivf: {len(m.bank.cells[0])} cells, probe {m.bank.nn.probe} (calibrated recall {m.bank.probe_recall:.4f} on held-out training patches); '
+    ivf_info = None
+    if m.bank.search_kind == 'ivf':
+        found = torch.cat([m.bank.knn.search(q, 1)[0][:, 0] for q in qs]); ex = torch.cat([exact.search(q, 1)[0][:, 0] for q in qs])
+        print(f'ivf: {len(m.bank.cells[0])} cells, probe {m.bank.probe} (calibrated recall {m.bank.probe_recall:.4f} on held-out training patches); '
               f'on the {len(found)} test patches: exact neighbour found for {(found <= ex * (1 + 1e-5) + 1e-6).float().mean():.4f}, '
               f'largest relative distance excess {((found - ex) / ex.clamp(min=1e-6)).max():.4f}')
-        samples = load_samples(a.data, a.category, 'test'); ivf_nn = m.bank.nn
-        r_ivf = m.evaluate(samples, progress=False); m.bank.nn = exact; r_flat = m.evaluate(samples, progress=False); m.bank.nn = ivf_nn
+        samples = load_samples(a.data, a.category, split='test'); r_ivf = m.evaluate(samples, progress=False)
+        with m.bank.exact_search(): r_flat = m.evaluate(samples, progress=False)
         print('metrics with the ivf search vs the exact search: ' + ', '.join(f'{k} {r_ivf[k]:.4f} vs {r_flat[k]:.4f}' for k in ('image_auroc', 'pixel_auroc', 'pixel_aupro')))
+        ivf_info = dict(cells=len(m.bank.cells[0]), probe=m.bank.probe, test_patches=len(found), exact_found=round(float((found <= ex * (1 + 1e-5) + 1e-6).float().mean()), 5),
+                        largest_excess=round(float(((found - ex) / ex.clamp(min=1e-6)).max()), 4), metrics={k: [round(r_ivf[k], 4), round(r_flat[k], 4)] for k in ('image_auroc', 'pixel_auroc', 'pixel_aupro')})
     fwd = steps['bare timm forward (whole classifier)']
     print(f'predict / bare forward: {fwd / ours:.2f} (goal >= 0.6)')
     if peer is not None: print(f'predict / anomalib: {steps["anomalib PatchcoreModel, same bank"] / ours:.2f} (goal >= 1.5)')
+    write_result(f'predict_{a.category}', dict(what=f'model-only prediction on {n} preloaded {a.category} test tensors {tuple(x.shape[1:])}, batch {a.batch}, {a.threads} threads, median of {a.repeats} passes',
+                 bank=list(m.bank.vectors.shape), search=m.bank.search_kind, probe=m.bank.probe, ms_per_image={k: round(1000 * s / n, 2) for k, s in steps.items()},
+                 predict_over_forward=round(fwd / ours, 3), peer_over_predict=round(steps['anomalib PatchcoreModel, same bank'] / ours, 3) if peer is not None else None,
+                 ivf=ivf_info))

@@ -27,7 +27,7 @@ if __name__ == '__main__':
     a = ap.parse_args()
     assert torch.cuda.is_available(), 'no CUDA device: this script is for a GPU machine'
     print(torch.cuda.get_device_name(), torch.__version__)
-    samples, test = load_samples(a.data, 'bottle'), load_samples(a.data, 'bottle', 'test')
+    samples, test = load_samples(a.data, 'bottle'), load_samples(a.data, 'bottle', split='test')
     for name, cfg in [('paper preset, WideResNet50 (random init: no hub on the GPU machine)', preset('paper', weights='random', stage1_epochs=1, stage2_epochs=1, num_workers=8)),
                       ('paper schedule, offline ImageNet tf_efficientnet_lite0', preset('paper', backbone='tf_efficientnet_lite0', weights='offline', stage1_epochs=1, stage2_epochs=1, num_workers=8))]:
         print(name); run(cfg, samples, test)

@@ -17,6 +17,8 @@ Usage: python benchmarks/peer_anomalib.py [--data ../shared/data/mvtec_ad] [--ca
 """
 import argparse, importlib.util, os, sys, time, warnings
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import write_result
 from tocoad.core import data_root
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import torch
@@ -57,14 +59,15 @@ def tensors(ds):
 def run_peer(x_train, x_test, weights):
     "anomalib's PatchcoreModel with our weights; its bank selected by tocoad's coreset on its own embeddings."
     from anomalib.models.image.patchcore.torch_model import PatchcoreModel
-    from tocoad.memory import MemoryBank
+    from tocoad.core import preset
+    from tocoad.parts import create_part
     p = PatchcoreModel(layers=['blocks.2', 'blocks.4'], backbone='tf_efficientnet_lite0', pre_trained=False, num_neighbors=9)
     fe = p.feature_extractor.feature_extractor; fe.load_state_dict({k: v for k, v in weights.items() if k in fe.state_dict()})
     t = time.perf_counter(); p.train()
     with torch.no_grad():
         for b in x_train.split(16): p(b)
     emb = torch.vstack(p.embedding_store); p.embedding_store.clear()
-    p.memory_bank = MemoryBank(0.1, b=9).fit(emb).bank.float(); fit_s = time.perf_counter() - t
+    p.memory_bank = create_part('bank', preset('cpu')).fit(emb).vectors.float(); fit_s = time.perf_counter() - t
     p.eval()
     with torch.no_grad(): outs = [p(b) for b in x_test.split(32)]
     return torch.cat([o.pred_score.flatten() for o in outs]), torch.cat([o.anomaly_map[:, 0] for o in outs]), fit_s, len(p.memory_bank)
@@ -83,19 +86,21 @@ if __name__ == '__main__':
     from tocoad.data import load_samples, AnomalyDataset
     from tocoad.metrics import evaluate_scores
     from tocoad.model import ToCoAD
-    train, test = load_samples(a.data, a.category), load_samples(a.data, a.category, 'test')
+    train, test = load_samples(a.data, a.category), load_samples(a.data, a.category, split='test')
     rows = {}
     for name, over in VARIANTS.items():
         m = ToCoAD(preset('cpu', stages='none', crop=False, image_size=256, resize=256, device='cpu', **over))
         t = time.perf_counter(); m.fit(train, progress=False); fit_s = time.perf_counter() - t
         if not rows: x_test, masks, labels = tensors(AnomalyDataset(test, m.transform)); x_train = tensors(AnomalyDataset(train, m.transform))[0]; weights = m.F.body.state_dict()
-        p = m.predict(x_test); rows[name] = dict(evaluate_scores(labels, p['scores'], masks, p['maps']), fit_s=fit_s, bank=len(m.bank.bank))
+        p = m.predict(x_test); rows[name] = dict(evaluate_scores(labels, p['scores'], masks=masks, maps=p['maps']), fit_s=fit_s, bank=len(m.bank.vectors))
         print(f'{name} done', file=sys.stderr, flush=True)
     s, maps, fit_s, n_bank = run_peer(x_train, x_test, weights)
-    rows['anomalib PatchCore (our coreset)'] = dict(evaluate_scores(labels, s, masks, maps), fit_s=fit_s, bank=n_bank)
+    rows['anomalib PatchCore (our coreset)'] = dict(evaluate_scores(labels, s, masks=masks, maps=maps), fit_s=fit_s, bank=n_bank)
     print(f'{a.category}: {len(x_train)} train / {len(x_test)} test images, tf_efficientnet_lite0 (offline ImageNet weights), 256 px without crop, '
           f'coreset 10 %, b = 9, {a.threads} threads, one run; metrics by tocoad.metrics on the same tensors')
     print(f'| {"":40} | image AUROC | pixel AUROC | AUPRO | bank | fit s |')
     print('|---|---|---|---|---|---|')
     for k, r in rows.items():
         print(f'| {k:40} | {r["image_auroc"]:.4f} | {r["pixel_auroc"]:.4f} | {r["pixel_aupro"]:.4f} | {r["bank"]} | {r["fit_s"]:.0f} |')
+    write_result(f'peer_{a.category}', dict(what=f'{a.category}: {len(x_train)} train / {len(x_test)} test images, tf_efficientnet_lite0 (offline ImageNet weights), 256 px without crop, coreset 10 %, b = 9, {a.threads} threads, one run; metrics by tocoad.metrics on the same tensors',
+                                          rows={k: {m: (round(v, 4) if isinstance(v, float) else v) for m, v in r.items() if m in ('image_auroc', 'pixel_auroc', 'pixel_aupro', 'fit_s', 'bank')} for k, r in rows.items()}))

@@ -36,7 +36,7 @@ def figure_data(model, test, cfg, root):
     ev = model.last_eval; defects = list(ev['defects'])
     pick = [defects.index(d) for d in sorted(set(defects) - {'good'})][:3] + [defects.index('good')]
     maps = nnf.adaptive_avg_pool2d(ev['maps'][pick][:, None], 56)[:, 0].numpy().astype(np.float16)
-    feats = model.features(test); C, h, w = feats.shape[1:]
+    feats = model.embed_samples(test); C, h, w = feats.shape[1:]
     raw = torch.cat([model.bank.score(f.permute(1, 2, 0).reshape(-1, C))[0].reshape(1, h, w).cpu() for f in feats])
     raw = nnf.interpolate(raw[:, None], size=hw(cfg.image_size), mode='nearest')[:, 0].flatten().numpy()
     y = ev['masks'].flatten().numpy().astype(bool); med = float(np.median(raw[~y]))
@@ -49,8 +49,8 @@ def d_on_real_defects(model, test, cfg):
     import torch
     from sklearn.metrics import roc_auc_score
     from tocoad.data import AnomalyDataset
-    from tocoad.training import initial_extractor
-    F0, D = initial_extractor(cfg).eval(), model.parts['D'].eval(); ds = AnomalyDataset(test, model.transform); probs, ys = [], []
+    from tocoad.parts import create_part
+    F0, D = create_part('F', cfg).eval(), model.trained['D'].eval(); ds = AnomalyDataset(test, model.transform); probs, ys = [], []
     with torch.no_grad():
         for k in range(0, len(ds), 16):
             b = [ds[i] for i in range(k, min(len(ds), k + 16))]; x = torch.stack([it['image'] for it in b])
@@ -66,7 +66,7 @@ def run_one(a):
     torch.set_num_threads(a.threads)
     root, cat, over = a.root, a.category, json.loads(a.over)
     cfg = preset('cpu', seed=a.seed, device='cpu', **over, **CONDITIONS[a.condition])
-    train, test = load_samples(root, cat), load_samples(root, cat, 'test')
+    train, test = load_samples(root, cat), load_samples(root, cat, split='test')
     t0 = time.perf_counter(); model = ToCoAD(cfg).fit(train, progress=False); fit_s = time.perf_counter() - t0
     m = model.evaluate(test, progress=False)
     res = dict(condition=a.condition, seed=a.seed, fit_s=round(fit_s, 1), train_s=round(model.timings.get('train_s', 0.0), 1),

@@ -39,7 +39,7 @@ def test_pickled_checkpoint_is_not_unpickled(tmp_path):
     assert not (tmp_path / 'pwned').exists()
 
 def test_layers_map_by_stride():
-    f = FeatureExtractor('tf_efficientnet_lite0', 'offline', ('layer2', 'layer3'))
+    f = FeatureExtractor('tf_efficientnet_lite0', 'offline', layers=('layer2', 'layer3'))
     with torch.no_grad(): out = f(torch.zeros(1, 3, 224, 224))
     assert {k: tuple(v.shape[-2:]) for k, v in out.items()} == {'layer2': (28, 28), 'layer3': (14, 14)}
     assert f.mean == (0.5, 0.5, 0.5)

@@ -14,7 +14,7 @@ TF = ImageTransform(32, 36)
     ('btad', 'btad_tiny', '03', 3, 2, 1), ('folder', 'folder_tiny', 'part', 3, 2, 1)])
 def test_layouts(request, fmt, fixture, cat, n_train, n_test, n_bad):
     root = request.getfixturevalue(fixture)
-    tr, te = load_samples(root, cat, 'train', fmt), load_samples(root, cat, 'test', fmt)
+    tr, te = load_samples(root, cat, split='train', data_format=fmt), load_samples(root, cat, split='test', data_format=fmt)
     assert (len(tr), len(te), sum(s.label for s in te)) == (n_train, n_test, n_bad)
     ds = AnomalyDataset(te, TF)
     items = [ds[i] for i in range(len(ds))]
@@ -25,8 +25,8 @@ def test_layouts(request, fmt, fixture, cat, n_train, n_test, n_bad):
 
 @needs_mvtec
 def test_real_mvtec_bottle():
-    te = load_samples(MVTEC, 'bottle', 'test')
-    assert len(load_samples(MVTEC, 'bottle', 'train')) == 209 and len(te) == 83
+    te = load_samples(MVTEC, 'bottle', split='test')
+    assert len(load_samples(MVTEC, 'bottle', split='train')) == 209 and len(te) == 83
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         it = AnomalyDataset(te, ImageTransform())[[s.defect for s in te].index('broken_large')]
@@ -35,7 +35,7 @@ def test_real_mvtec_bottle():
 def test_missing_root_and_unknown_category(mvtec_tiny):
     with pytest.raises(TocoadError, match='does not exist'): load_samples(mvtec_tiny / 'nope', 'widget')
     with pytest.raises(TocoadError, match="unknown category 'widgte'.*found: widget"): load_samples(mvtec_tiny, 'widgte')
-    with pytest.raises(TocoadError, match="unknown dataset format"): load_samples(mvtec_tiny, 'widget', fmt='coco')
+    with pytest.raises(TocoadError, match="unknown dataset format"): load_samples(mvtec_tiny, 'widget', data_format='coco')
 
 def test_empty_train_folder(mvtec_tiny):
     for p in (mvtec_tiny / 'widget' / 'train' / 'good').iterdir(): p.unlink()
@@ -48,11 +48,11 @@ def test_corrupt_image_names_the_file(mvtec_tiny):
 
 def test_missing_mask(mvtec_tiny):
     (mvtec_tiny / 'widget' / 'ground_truth' / 'crack' / '001_mask.png').unlink()
-    with pytest.raises(TocoadError, match=r'mask missing for defective image .*crack/001.png'): load_samples(mvtec_tiny, 'widget', 'test')
+    with pytest.raises(TocoadError, match=r'mask missing for defective image .*crack/001.png'): load_samples(mvtec_tiny, 'widget', split='test')
 
 def test_mask_of_other_size(mvtec_tiny):
     write_mask(mvtec_tiny / 'widget' / 'ground_truth' / 'crack' / '000_mask.png', size=(30, 30))
-    ds = AnomalyDataset(load_samples(mvtec_tiny, 'widget', 'test'), TF)
+    ds = AnomalyDataset(load_samples(mvtec_tiny, 'widget', split='test'), TF)
     i = [s.defect for s in ds.samples].index('crack')
     with pytest.raises(TocoadError, match=r'000_mask.png is 30x30 but its image .* is 40x40'): ds[i]
 
@@ -62,11 +62,11 @@ def test_non_image_files_are_skipped_with_a_warning(mvtec_tiny):
 
 def test_visa_needs_its_split_file(visa_tiny):
     (visa_tiny / 'split_csv' / '1cls.csv').unlink()
-    with pytest.raises(TocoadError, match='split_csv/1cls.csv'): load_samples(visa_tiny, 'candle', fmt='visa')
+    with pytest.raises(TocoadError, match='split_csv/1cls.csv'): load_samples(visa_tiny, 'candle', data_format='visa')
 
 def test_crop_warns_when_it_cuts_a_defect(mvtec_tiny):
     write_mask(mvtec_tiny / 'widget' / 'ground_truth' / 'crack' / '000_mask.png', box=(0, 0, 3, 3))
-    ds = AnomalyDataset(load_samples(mvtec_tiny, 'widget', 'test'), ImageTransform(32, 40))
+    ds = AnomalyDataset(load_samples(mvtec_tiny, 'widget', split='test'), ImageTransform(32, 40))
     i = [s.defect for s in ds.samples].index('crack')
     with pytest.warns(UserWarning, match='crop cuts away'): ds[i]
     assert AnomalyDataset(ds.samples, ImageTransform(32, crop=False))[i]['mask'].sum() > 0

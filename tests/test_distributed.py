@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent('''
     save_file({k: v.contiguous() for k, v in F.state_dict().items()}, str(out / f'F{rank}.safetensors'))
     save_file({k: v.detach().contiguous() for k, v in F.named_parameters()}, str(out / f'P{rank}.safetensors'))
     m = ToCoAD(cfg.replace(stages='none')).fit(samples, progress=False)
-    save_file({'bank': m.bank.bank.contiguous()}, str(out / f'bank{rank}.safetensors'))
+    save_file({'bank': m.bank.vectors.contiguous()}, str(out / f'bank{rank}.safetensors'))
 ''')
 
 @pytest.fixture(scope='module')
@@ -38,9 +38,9 @@ def test_two_processes_end_identical(tmp_path, toy):
     assert f0.keys() == f1.keys() and all(torch.equal(f0[k], f1[k]) for k in f0)
     # stage II under DDP fine-tuned F's weights (not only its batch-norm statistics)
     from tocoad.core import preset
-    from tocoad.training import initial_extractor
+    from tocoad.parts import create_part
     p0 = load_file(str(tmp_path / 'P0.safetensors'))
-    init = dict(initial_extractor(preset('tiny', device='cpu', stage1_epochs=1, stage2_epochs=2, batch_size=2)).named_parameters())
+    init = dict(create_part('F', preset('tiny', device='cpu', stage1_epochs=1, stage2_epochs=2, batch_size=2)).named_parameters())
     assert p0.keys() == init.keys() and sum(not torch.equal(init[k], p0[k]) for k in p0) > 0.9 * len(p0)
     b0, b1 = load_file(str(tmp_path / 'bank0.safetensors'))['bank'], load_file(str(tmp_path / 'bank1.safetensors'))['bank']
     assert torch.equal(b0, b1)
@@ -48,4 +48,4 @@ def test_two_processes_end_identical(tmp_path, toy):
     from tocoad.data import load_samples
     from tocoad.model import ToCoAD
     single = ToCoAD(preset('tiny', device='cpu', stage1_epochs=1, stage2_epochs=2, batch_size=2, stages='none')).fit(load_samples(toy, 'washer'), progress=False)
-    torch.testing.assert_close(single.bank.bank, b0)
+    torch.testing.assert_close(single.bank.vectors, b0)

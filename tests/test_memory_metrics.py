@@ -4,7 +4,8 @@ import pytest
 import torch
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
-from tocoad.memory import greedy_coreset, greedy_coreset_simple, greedy_coreset_cells, NearestNeighbours, MemoryBank, covering_radius, ivf_cells
+from tocoad.memory import greedy_coreset_simple, MemoryBank, covering_radius
+from tocoad.search import greedy_coreset, greedy_coreset_cells, NearestNeighbours, ivf_cells
 from tocoad.metrics import aupro, auroc, evaluate_scores
 
 def clustered(n=6000, d=24, k=40, seed=0):
@@ -15,10 +16,10 @@ def clustered(n=6000, d=24, k=40, seed=0):
 @pytest.mark.parametrize('projection', [None, 12])
 def test_pruned_greedy_equals_textbook_greedy(projection):
     x = clustered()
-    assert torch.equal(greedy_coreset(x, 600, projection, seed=5), greedy_coreset_simple(x, 600, projection, seed=5))
+    assert torch.equal(greedy_coreset(x, 600, projection=projection, seed=5), greedy_coreset_simple(x, 600, projection=projection, seed=5))
 
 def test_coreset_covers_better_than_random():
-    x = clustered(6000, 3); idx = greedy_coreset(x, 300, None)
+    x = clustered(6000, 3); idx = greedy_coreset(x, 300, projection=None)
     assert len(set(idx.tolist())) == 300
     rnd = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:300]
     assert covering_radius(x, idx) < 0.8 * covering_radius(x, rnd)
@@ -36,8 +37,8 @@ def test_faiss_ivf_over_our_cells_finds_what_the_torch_ivf_finds():
     x = clustered(4000, 32); q = clustered(700, 32, seed=1)
     order, c, off = ivf_cells(x, 60, seed=0); xs = x[order]
     for probe in (1, 5, 60):
-        d_t, i_t = NearestNeighbours(xs, 'torch', 'ivf', c, off, probe).search(q, 4)
-        d_f, i_f = NearestNeighbours(xs, 'faiss', 'ivf', c, off, probe).search(q, 4)
+        d_t, i_t = NearestNeighbours(xs, 'torch', kind='ivf', centroids=c, offsets=off, probe=probe).search(q, 4)
+        d_f, i_f = NearestNeighbours(xs, 'faiss', kind='ivf', centroids=c, offsets=off, probe=probe).search(q, 4)
         assert (i_t == i_f).float().mean() > 0.999; torch.testing.assert_close(d_t, d_f, atol=1e-3, rtol=1e-4)
     assert torch.equal(order[i_t], torch.cdist(q.double(), x.double()).topk(4, largest=False).indices)  # all 60 cells: exact
 
@@ -50,31 +51,31 @@ def test_flat_search_with_small_chunks_equals_brute_force():
 def test_ivf_bank_is_never_nearer_and_rarely_farther_than_exact():
     data = clustered(22000, 24, k=80); x, normal = data[:20000], data[20000:]  # held-out queries from the same distribution
     far = torch.randn(200, 24, generator=torch.Generator().manual_seed(9)) * 6  # anomalies: far from every cluster
-    ivf, flat = MemoryBank(0.3, index='ivf').fit(x), MemoryBank(0.3, index='flat').fit(x)
-    assert ivf.nn.index == 'ivf' and flat.nn.index == 'flat' and ivf.probe_recall >= 0.999
+    ivf, flat = MemoryBank(0.3, knn_index='ivf').fit(x), MemoryBank(0.3, knn_index='flat').fit(x)
+    assert ivf.search_kind == 'ivf' and flat.search_kind == 'flat' and ivf.probe_recall >= 0.999
     for q, missed, excess in ((normal, 0.005, 0.1), (far, 0.15, 0.1)):  # far queries miss more often, by little
         r1, r2 = ivf.score(q)[0], flat.score(q)[0]
         assert (r1 >= r2 - 1e-3).all()                                # a subset of the bank is searched: never nearer
         assert ((r1 - r2) > 1e-3 * r2).float().mean() < missed        # the exact neighbour is missed rarely
         assert ((r1 - r2) / r2).max() < excess                        # and then by little
-    assert MemoryBank(0.3).fit(x).nn.index == 'ivf' and MemoryBank(0.01).fit(x).nn.index == 'flat'  # 'auto': cells from IVF_FROM vectors
+    assert MemoryBank(0.3).fit(x).search_kind == 'ivf' and MemoryBank(0.01).fit(x).search_kind == 'flat'  # 'auto': cells from IVF_FROM vectors
 
 def test_cells_coreset_covers_almost_as_well_as_the_exact_greedy():
     for seed in (0, 1):
         x = clustered(60000, 24, k=200, seed=seed)
-        exact, cells = greedy_coreset(x, 3000, None), greedy_coreset_cells(x, 3000, None, cell_size=4096)
+        exact, cells = greedy_coreset(x, 3000, projection=None), greedy_coreset_cells(x, 3000, projection=None, cell_size=4096)
         assert len(set(cells.tolist())) == 3000
         assert covering_radius(x, cells) <= 1.15 * covering_radius(x, exact)
     assert MemoryBank(0.05).fit(x).selected_by == 'cells' and MemoryBank(0.05).fit(x[:40000]).selected_by == 'global'
 
 def test_bank_backends_score_identically():
     x, q = clustered(3000, 16), clustered(500, 16, seed=2)
-    a = MemoryBank(0.1, backend='torch').fit(x).score(q); b = MemoryBank(0.1, backend='faiss').fit(x).score(q)
+    a = MemoryBank(0.1, knn_backend='torch').fit(x).score(q); b = MemoryBank(0.1, knn_backend='faiss').fit(x).score(q)
     torch.testing.assert_close(a[0], b[0], atol=1e-3, rtol=1e-4); torch.testing.assert_close(a[1], b[1], atol=1e-3, rtol=1e-4)
 
 def test_plain_distance_when_b_is_zero():
     x, q = clustered(2000, 8), clustered(100, 8, seed=3)
-    raw, s = MemoryBank(0.2, b=0).fit(x).score(q)
+    raw, s = MemoryBank(0.2, reweight_b=0).fit(x).score(q)
     assert torch.equal(raw, s)
 
 def test_pixel_auroc_matches_sklearn():
@@ -97,7 +98,7 @@ def test_aupro_against_a_loop_over_thresholds_and_images():
     assert 0.5 < expected < 1
 
 def test_category_without_defects_says_auroc_is_undefined():
-    r = evaluate_scores(np.zeros(5), np.arange(5.), np.zeros((5, 4, 4), bool), np.random.rand(5, 4, 4), ['good'] * 5)
+    r = evaluate_scores(np.zeros(5), np.arange(5.), masks=np.zeros((5, 4, 4), bool), maps=np.random.rand(5, 4, 4), defects=['good'] * 5)
     assert r['image_auroc'] is None and r['pixel_auroc'] is None
     assert any('undefined' in n for n in r['notes'])
 
@@ -112,8 +113,8 @@ def test_ivf_searches_only_the_probed_cells():
 def test_duplicated_features_leave_no_empty_cell_and_no_infinite_score():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(50, 16, generator=g).repeat(100, 1)  # 50 distinct rows, 100 copies each
-    mb = MemoryBank(0.5, index='ivf').fit(x)
+    mb = MemoryBank(0.5, knn_index='ivf').fit(x)
     assert (mb.cells[1].diff() > 0).all()  # every cell holds vectors
     raw, s = mb.score(torch.cat([x[:200], torch.randn(50, 16, generator=g)]))
     assert torch.isfinite(raw).all() and torch.isfinite(s).all() and (raw[:200] < 1e-2).all()
-    assert mb.probe_recall >= 0.999 and mb.nn.probe < len(mb.cells[0]) or len(mb.cells[0]) <= 2
+    assert mb.probe_recall >= 0.999 and mb.probe < len(mb.cells[0]) or len(mb.cells[0]) <= 2

@@ -3,14 +3,13 @@ import numpy as np
 import pytest
 import torch
 import tocoad.training as training
-from tocoad.core import preset, TocoadError, seed_everything, hw
-from tocoad.data import make_toy_dataset, load_samples, AnomalyDataset, ImageTransform
-from tocoad.backbone import FeatureExtractor
+import tocoad.checkpoints as checkpoints
+from tocoad.core import preset, TocoadError, hw
+from tocoad.data import make_toy_dataset, load_samples
 from tocoad.discriminator import DiscriminativeNetwork
-from tocoad.contrastive import ContrastiveHead
-from tocoad.generators import make_generator
-from tocoad.runtime import Runtime
-from tocoad.training import StageDataset, train_stage1, train_stage2, train_tocoad, load_checkpoint
+from tocoad.parts import create_part
+from tocoad.training import StageDataset, stage_parts, train_stage1, train_stage2, train_tocoad
+from tocoad.checkpoints import load_checkpoint
 
 @pytest.fixture(scope='module')
 def toy(tmp_path_factory):
@@ -24,32 +23,30 @@ class FixedBatch(StageDataset):
     epoch = property(lambda self: 0, lambda self, v: None)
 
 def _parts(cfg, samples):
-    seed_everything(cfg.seed)
-    F = FeatureExtractor(cfg.backbone, cfg.weights)
-    base = AnomalyDataset(samples, ImageTransform(cfg.image_size, cfg.resize, True, F.mean, F.std), normalize=False)
-    return F, DiscriminativeNetwork(F.channels, cfg.decoder_width), base
+    "F, D and C as `train_tocoad` builds them (`stage_parts`), and the training images, un-normalised, for a fixed batch."
+    p = stage_parts(cfg.replace(stages='dnp+ncl', stage1_epochs=max(cfg.stage1_epochs, 1), stage2_epochs=max(cfg.stage2_epochs, 1)), samples)
+    return p, p.stage1.base
 
 def test_stage1_loss_falls_on_a_fixed_batch(toy):
     cfg = tiny(stage1_epochs=25, batch_size=4, stage1_lr=1e-3)
-    F, D, base = _parts(cfg, toy[:4])
-    h = train_stage1(F, D, FixedBatch(base, make_generator('perlin'), 0, 0), cfg, Runtime('cpu'), progress=False)
+    p, base = _parts(cfg, toy[:4]); F, D = p.F, p.D
+    h = train_stage1(F, D, dataset=FixedBatch(base, p.G, seed=0), cfg=cfg, rt=p.runtime, progress=False)
     assert len(h) == 25 and h[-1]['loss'] < 0.6 * h[0]['loss'], (h[0], h[-1])
 
 def test_stage2_loss_falls_on_a_fixed_batch_and_leaves_D_alone(toy):
     cfg = tiny(stage2_epochs=20, batch_size=4, stage2_lr=0.05)
-    F, D, base = _parts(cfg, toy[:4])
-    head = ContrastiveHead(F.channels, cfg.cl_layers, cfg.cl_concat, cfg.proj_dim, cfg.pred_layers)
+    p, base = _parts(cfg, toy[:4]); F, D, C = p.F, p.D, p.C
     D_before = {k: v.clone() for k, v in D.state_dict().items()}
     F_before = {k: v.clone() for k, v in F.state_dict().items()}
-    h = train_stage2(F, D, head, FixedBatch(base, make_generator('perlin'), 2, 0), cfg, Runtime('cpu'), progress=False)
+    h = train_stage2(F, D, C=C, dataset=FixedBatch(base, p.G, views=2, seed=0), cfg=cfg, rt=p.runtime, progress=False)
     assert h[-1]['loss'] < h[0]['loss'] - 0.05, (h[0], h[-1])
     assert all(torch.equal(v, D.state_dict()[k]) for k, v in D_before.items())  # D frozen: weights and BN statistics
     assert any(not torch.equal(v, F.state_dict()[k]) for k, v in F_before.items())  # F fine-tuned
 
 def test_stage1_leaves_F_alone(toy):  # weights and batch-norm statistics: F runs in eval mode
     cfg = tiny(stage1_epochs=1, batch_size=4)
-    F, D, base = _parts(cfg, toy[:4]); before = {k: v.clone() for k, v in F.state_dict().items()}
-    train_stage1(F, D, StageDataset(base, make_generator('perlin'), 0, 0), cfg, Runtime('cpu'), progress=False)
+    p, base = _parts(cfg, toy[:4]); F = p.F; before = {k: v.clone() for k, v in F.state_dict().items()}
+    train_stage1(F, p.D, dataset=p.stage1, cfg=cfg, rt=p.runtime, progress=False)
     assert all(torch.equal(v, F.state_dict()[k]) for k, v in before.items())
 
 def _weights(m): return {k: v.clone() for k, v in m.state_dict().items()}
@@ -88,8 +85,8 @@ def test_ncl_only_trains_without_D(toy):
 def test_corrupt_checkpoint_is_refused(toy, tmp_path):
     train_tocoad(tiny(stage1_epochs=1, stage2_epochs=0), toy, out_dir=tmp_path, progress=False)
     ck = tmp_path / 'stage1'; (ck / 'checkpoint.safetensors').write_bytes(b'\x80\x04garbage')
-    F = FeatureExtractor('resnet18', 'random')
-    with pytest.raises(TocoadError, match='not a valid tocoad checkpoint'): load_checkpoint(ck, {'D': DiscriminativeNetwork(F.channels)})
+    cfg = tiny(); F = create_part('F', cfg)
+    with pytest.raises(TocoadError, match='not a valid tocoad checkpoint'): load_checkpoint(ck, {'D': create_part('D', cfg, F=F)})
 
 @pytest.mark.parametrize('generator', ['perlin', 'cutpaste', 'nsa'])
 def test_every_generator_trains_from_the_config(toy, generator):
@@ -117,7 +114,7 @@ def test_each_stage_trains_exactly_what_the_paper_says(toy, stages, method):
     # frozen batch-norm statistics: then every weight of F gets a gradient (with 'train' a few biases cannot, see below)
     cfg, seen, F = _one_step_each(toy, stages=stages, cl_method=method, stage2_bn='frozen')
     assert sorted({s for s, _ in seen}) == {'none': [], 'ncl': [2], 'dnp+ncl': [1, 2]}[stages]
-    F0 = dict(training.initial_extractor(cfg).named_parameters())
+    F0 = dict(training.create_part('F', cfg).named_parameters())
     if stages == 'none':  # no training: F is the pre-trained F
         assert all(torch.equal(v, dict(F.named_parameters())[n]) for n, v in F0.items()); return
     if stages == 'dnp+ncl':  # stage I: D only
@@ -126,11 +123,11 @@ def test_each_stage_trains_exactly_what_the_paper_says(toy, stages, method):
         assert all(torch.equal(v, b['F'][n]) for n, v in F0.items())
     (b, _), (a, _) = seen[2, 0], seen[2, 1]
     assert _changed(b['F'], a['F']) == set(b['F']), 'stage II must change every weight of F'
-    assert _changed(b['head'], a['head']) == set(b['head']), 'stage II must change every weight of C'
+    assert _changed(b['C'], a['C']) == set(b['C']), 'stage II must change every weight of C'
     if stages == 'dnp+ncl': assert _changed(b['D'], a['D']) == set(), 'D is frozen in stage II'
     else: assert 'D' not in b
     if method == 'byol':  # the target moves only by its EMA: target' = τ·target + (1 − τ)·online'
-        online = {**{f'backbone.{n}': v for n, v in a['F'].items()}, **{n: v for n, v in a['head'].items() if n.startswith('projectors.')}}
+        online = {**{f'backbone.{n}': v for n, v in a['F'].items()}, **{n: v for n, v in a['C'].items() if n.startswith('projectors.')}}
         for n, t in b['target'].items():
             torch.testing.assert_close(a['target'][n], cfg.byol_tau * t + (1 - cfg.byol_tau) * online[n])
     else: assert 'target' not in b
@@ -146,7 +143,7 @@ def test_stage2_batchnorm_mode_decides_F_statistics(toy, mode):
     else:  # batch statistics remove any per-channel shift, so a bias that feeds the next batch norm gets no gradient
         assert len(moved) > 0.75 * len(pb['F']) and all(n.endswith('.bias') for n in set(pb['F']) - moved)
     assert _changed({n: bb['F'][n] for n in stats}, ba['F']) == (set() if mode == 'frozen' else stats)
-    assert _changed(pb['head'], pa['head']) == set(pb['head']) and _changed(pb['D'], pa['D']) == set()
+    assert _changed(pb['C'], pa['C']) == set(pb['C']) and _changed(pb['D'], pa['D']) == set()
     assert _changed(bb['D'], ba['D']) == set()  # D's statistics never move in stage II
 
 @pytest.mark.parametrize('crash_at', [2, 3])  # right after stage I, or after the first epoch of stage II
@@ -164,12 +161,12 @@ def test_resume_from_a_stage_checkpoint_still_fine_tunes_F(toy, tmp_path, monkey
     steps = sorted(k for s, k in seen if s == 2)
     b, a = seen[2, steps[0]], seen[2, steps[-1]]
     assert len(steps) > 1 and _changed(b['F'], a['F']) and not _changed(b['D'], a['D'])
-    F0 = dict(training.initial_extractor(cfg).named_parameters())
+    F0 = dict(training.create_part('F', cfg).named_parameters())
     assert any(not torch.equal(v, dict(F.named_parameters())[n]) for n, v in F0.items())
 
 def test_weight_change_and_feature_similarity_against_a_brute_force_loop():
     torch.manual_seed(0)
-    a, b = FeatureExtractor('resnet18', 'random'), FeatureExtractor('resnet18', 'random')
+    a, b = create_part('F', tiny(seed=0)), create_part('F', tiny(seed=1))
     pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
     wc = training.weight_change(a, b)
     for layer in ('layer2', 'layer4'):
@@ -179,19 +176,19 @@ def test_weight_change_and_feature_similarity_against_a_brute_force_loop():
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad(): fa, fb = a.eval()(x)["layer3"], b.eval()(x)["layer3"]
     by_hand = np.mean([float((fa[i] * fb[i]).sum() / (fa[i].norm() * fb[i].norm())) for i in range(2)])  # whole maps, image by image
-    assert abs(training.feature_similarity(a, b, x, ('layer3',))['layer3'] - by_hand) < 1e-5
+    assert abs(training.feature_similarity(a, b, x=x, layers=('layer3',))['layer3'] - by_hand) < 1e-5
 
 def test_a_kill_while_writing_a_checkpoint_resumes_from_the_last_whole_one(toy, tmp_path, monkeypatch):
     cfg = tiny(stage1_epochs=5, stage2_epochs=1)  # stage I's learning rate drops at epoch 4: resume must keep that schedule
     full, _, h_full, _ = train_tocoad(cfg, toy, out_dir=tmp_path / 'full', progress=False)
-    real_write, calls = training.atomic_write, []
+    real_write, calls = checkpoints.atomic_write, []
     def killed_midway(path, data):
         calls.append(path)
         if len(calls) == 3: raise KeyboardInterrupt  # the third checkpoint is never written: the second stays whole
         return real_write(path, data)
-    monkeypatch.setattr(training, 'atomic_write', killed_midway)
+    monkeypatch.setattr(checkpoints, 'atomic_write', killed_midway)
     with pytest.raises(KeyboardInterrupt): train_tocoad(cfg, toy, out_dir=tmp_path / 'cut', progress=False)
-    monkeypatch.setattr(training, 'atomic_write', real_write)
+    monkeypatch.setattr(checkpoints, 'atomic_write', real_write)
     assert [p.name for p in (tmp_path / 'cut' / 'stage1').iterdir()] == ['checkpoint.safetensors']
     resumed, _, h_res, _ = train_tocoad(cfg, toy, out_dir=tmp_path / 'cut', resume=True, progress=False)
     assert [h['lr'] for h in h_res] == [h['lr'] for h in h_full] and h_res == h_full
@@ -215,14 +212,15 @@ def test_L_neg_alone_trains_F_through_the_frozen_D(toy):
 
 def test_fit_keeps_the_frozen_D_and_the_probe_scores_it_by_a_brute_force_count(toy):
     from tocoad.model import ToCoAD
-    from tocoad.training import create_part, probe_discriminator
+    from tocoad.parts import create_part
+    from tocoad.training import probe_discriminator
     m = ToCoAD(tiny(stage1_epochs=1, stage2_epochs=1)).fit(toy[:6], progress=False)
-    F, D = m.parts['F'], m.parts['D']  # as training left them: the whole F and stage I's D
+    F, D = m.trained['F'], m.trained['D']  # as training left them: the whole F and stage I's D
     assert isinstance(D, DiscriminativeNetwork) and not any(p.requires_grad for p in D.parameters())  # stage II froze it
     assert all(torch.equal(p, dict(F.named_parameters())[n]) for n, p in m.F.named_parameters())  # the model's F is the trained one, cut
-    pr = probe_discriminator(F, D, create_part('G', m.cfg), m.transform, toy[6:])
+    pr = probe_discriminator(F, D, G=create_part('G', m.cfg), transform=m.transform, samples=toy[6:])
     assert pr['probs'].shape == pr['masks'].shape == (2, *hw(m.cfg.image_size)) and pr['masks'].any()
     pos, neg = pr['probs'][pr['masks']], pr['probs'][~pr['masks']]
     pairs = (pos[:, None] > neg[None]).double().mean() + 0.5 * (pos[:, None] == neg[None]).double().mean()  # Mann-Whitney: P(anomalous pixel > normal)
     assert abs(pr['auroc'] - pairs.item()) < 1e-9
-    assert ToCoAD(tiny(stages='none')).fit(toy[:6], progress=False).parts == {}  # nothing trained
+    assert ToCoAD(tiny(stages='none')).fit(toy[:6], progress=False).trained == {}  # nothing trained

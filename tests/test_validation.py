@@ -9,7 +9,7 @@ import tocoad.training as training
 from tocoad.core import preset, TocoadWarning
 from tocoad.data import make_toy_dataset, load_samples
 from tocoad.model import ToCoAD
-from tocoad.training import create_part
+from tocoad.parts import create_part
 
 @pytest.fixture(scope='module')
 def toy(tmp_path_factory):
@@ -32,7 +32,7 @@ def test_a_drifting_stage2_warns_and_keeps_frozen_F_by_default(toy):
     assert v['after'] < v['before'] - 2 * v['noise'], v  # the drift made the validation score worse beyond noise
     assert v['kept_epoch'] == 0 and len(said) == 1 and 'worse' in said[0] and f"{v['before']:.4f}" in said[0] and 'keeping frozen F' in said[0]
     F0 = dict(create_part('F', guarded.cfg).named_parameters())
-    assert all(torch.equal(p, F0[n]) for n, p in guarded.parts['F'].named_parameters())  # frozen F, parameter by parameter
+    assert all(torch.equal(p, F0[n]) for n, p in guarded.trained['F'].named_parameters())  # frozen F, parameter by parameter
     assert all(torch.equal(p, F0[n]) for n, p in guarded.F.named_parameters())           # and the bank was built on it
     off, said_off = _fit(drift_cfg(stage2_guard='off'), samples)
     assert said_off == [] and off.report['validation']['kept_epoch'] == 2  # without the guard: the drifted F, silently

@@ -9,8 +9,9 @@ from .core import TocoadError, ToCoADConfig, STAGES, GENERATORS, CL_METHODS, NEG
 from .run import claim_out_dir, run_fit
 
 # %% auto #0
-__all__ = ['AXES', 'PAPER_TABLE', 'PAPER_GENERATOR', 'AXIS_STAGES', 'ablation_settings', 'run_ablation', 'seed_note',
-           'write_ablation']
+__all__ = ['AXES', 'PAPER_TABLE', 'PAPER_GENERATOR', 'AXIS_STAGES', 'TABLE5_STEPS', 'ablation_settings', 'seed_note',
+           'write_ablation', 'run_ablation', 'load_table5', 'table5_samples', 'plot_condition_maps',
+           'plot_distance_histograms', 'table5_reading']
 
 # %% ../nbs/10a_ablation.ipynb #73eb3180
 AXES = {
@@ -37,8 +38,44 @@ def ablation_settings(axis:str, values:list|None=None)->dict:
     if unknown: raise TocoadError(f'axis {axis!r} has no setting(s) {unknown}; it has {list(AXES[axis])}')
     return {v: AXES[axis][v] for v in values}
 
+# %% ../nbs/10a_ablation.ipynb #99090ae3
+def seed_note(df, metrics=('image_auroc', 'pixel_auroc', 'pixel_aupro'))->str:
+    "A warning for each metric whose largest spread over seeds (std) is larger than the range of the settings' means; '' if none."
+    if df['seed'].nunique() < 2: return ''
+    g = df.groupby('setting', sort=False)[list(metrics)]; mean, sd = g.mean(), g.std()
+    noisy = [f'{m.replace("_", " ")}: seeds spread ±{100 * sd[m].max():.2f}, settings differ by {100 * (mean[m].max() - mean[m].min()):.2f}'
+             for m in metrics if mean[m].notna().all() and sd[m].max() > mean[m].max() - mean[m].min()]
+    return ('**The seeds disagree more than the settings do** (points): ' + '; '.join(noisy) + '. This run cannot rank these settings.') if noisy else ''
+
+# %% ../nbs/10a_ablation.ipynb #10aa0001
+def _ablation_plot(df, out:Path, *, axis:str, category:str):
+    "`ablation.png`: seaborn bars of image and pixel AUROC per setting, with the seeds' spread."
+    import seaborn as sns, matplotlib.pyplot as plt
+    n = df['seed'].nunique(); long = df.melt(id_vars='setting', value_vars=['image_auroc', 'pixel_auroc'], var_name='metric', value_name='AUROC')
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * df['setting'].nunique(), 2.8))
+    sns.barplot(long, x='setting', y='AUROC', hue='metric', errorbar='sd' if n > 1 else None, ax=ax)
+    lo = float(long['AUROC'].min()); ax.set_ylim(max(0, lo - 0.05), 1.0); ax.set_title(f'{axis} on {category}' + (f' ({n} seeds, ± std)' if n > 1 else ''), fontsize=9)
+    ax.legend(fontsize=7, loc='lower right'); ax.tick_params(axis='x', labelsize=8)
+    fig.savefig(out/'ablation.png', dpi=80, bbox_inches='tight'); plt.close(fig)
+
+# %% ../nbs/10a_ablation.ipynb #3f1045d8
+def write_ablation(rows:list, out:Path, category:str):
+    "`ablation.csv`, `ablation.md` (percent, mean ± std over seeds, best mean in bold) and `ablation.png` (seaborn bars, seeds' spread) for `rows`."
+    import pandas as pd
+    df = pd.DataFrame(rows); atomic_write(out/'ablation.csv', df.to_csv(index=False))
+    axis, n = rows[0]['axis'], df['seed'].nunique(); metrics = ['image_auroc', 'pixel_auroc', 'pixel_aupro']
+    g = df.groupby('setting', sort=False); mean, sd, fit = g[metrics].mean(), g[metrics].std(), g['fit_s'].mean()
+    cell = lambda s, m: '–' if mean[m][s] != mean[m][s] else ('**{:.2f}**' if mean[m][s] == mean[m].max() else '{:.2f}').format(100 * mean[m][s]) + (f' ± {100 * sd[m][s]:.2f}' if n > 1 else '')
+    gen = '' if axis == 'generator' else f", generator {rows[0]['generator']}"
+    lines = [f'Ablation of `{axis}` (the paper\'s Table {PAPER_TABLE[axis]}) on {category}{gen}, {n} seed{"s" if n > 1 else ""}' + (' (mean ± std)' if n > 1 else ''), '',
+             '| setting | I-AUROC (%) | P-AUROC (%) | AUPRO (%) | fit (s) |', '|---|---|---|---|---|']
+    lines += [f'| {s} | ' + ' | '.join(cell(s, m) for m in metrics) + f' | {fit[s]:.0f} |' for s in mean.index]
+    if note := seed_note(df): lines += ['', note]
+    atomic_write(out/'ablation.md', '\n'.join(lines) + '\n'); _ablation_plot(df, out, axis=axis, category=category)
+    return out/'ablation.md'
+
 # %% ../nbs/10a_ablation.ipynb #dc361a98
-def run_ablation(data, category:str, axis:str, base:ToCoADConfig, out, fmt:str='mvtec', values:list|None=None, progress:bool=True,
+def run_ablation(data, category:str, axis:str, base:ToCoADConfig, out, data_format:str='mvtec', values:list|None=None, progress:bool=True,
                  seeds:int=1, # runs per setting, with seeds base.seed, base.seed + 1, ...
                  generator:str='paper' # 'paper': the generator the paper used for this table (PAPER_GENERATOR); 'config': base's
                 )->list:
@@ -54,40 +91,81 @@ def run_ablation(data, category:str, axis:str, base:ToCoADConfig, out, fmt:str='
     for name, kw in settings.items():
         for seed in range(base.seed, base.seed + seeds):
             run_dir = out/name.replace(' ', '_').replace('+', 'p'); run_dir = run_dir/f'seed_{seed}' if seeds > 1 else run_dir
-            m = load_json(run_dir/'metrics.json') if (run_dir/'metrics.json').is_file() else run_fit(data, category, fmt, base.replace(**kw, seed=seed), run_dir, progress=progress)
+            m = load_json(run_dir/'metrics.json') if (run_dir/'metrics.json').is_file() else run_fit(data, category, cfg=base.replace(**kw, seed=seed), out=run_dir, data_format=data_format, progress=progress)
             rows.append(dict(axis=axis, setting=name, seed=seed, generator=base.replace(**kw).generator, image_auroc=m['image_auroc'], pixel_auroc=m.get('pixel_auroc'), pixel_aupro=m.get('pixel_aupro'),
                              fit_s=m['timings']['fit_s']))
             if progress: print(f"[ablate] {axis} = {name}, seed {seed}: image AUROC {m['image_auroc']:.4f}, pixel AUROC {m.get('pixel_auroc') or float('nan'):.4f}", flush=True)
-    write_ablation(rows, out, category)
+    write_ablation(rows, out, category=category)
     return rows
 
-# %% ../nbs/10a_ablation.ipynb #99090ae3
-def seed_note(df, metrics=('image_auroc', 'pixel_auroc', 'pixel_aupro'))->str:
-    "A warning for each metric whose largest spread over seeds (std) is larger than the range of the settings' means; '' if none."
-    if df['seed'].nunique() < 2: return ''
-    g = df.groupby('setting', sort=False)[list(metrics)]; mean, sd = g.mean(), g.std()
-    noisy = [f'{m.replace("_", " ")}: seeds spread ±{100 * sd[m].max():.2f}, settings differ by {100 * (mean[m].max() - mean[m].min()):.2f}'
-             for m in metrics if mean[m].notna().all() and sd[m].max() > mean[m].max() - mean[m].min()]
-    return ('**The seeds disagree more than the settings do** (points): ' + '; '.join(noisy) + '. This run cannot rank these settings.') if noisy else ''
+# %% ../nbs/10a_ablation.ipynb #7ab50002
+def load_table5(name:str, # a data set of `benchmarks/table5.py`: 'bottle', or a toy category
+                results:str|Path='../results')->tuple[dict, dict]:
+    "The Table 5 results of `name` (`results/table5_<name>.json`) and its seed-0 maps by condition (K×56×56 each)."
+    import json, numpy as np
+    results = Path(results); r = json.loads((results/f'table5_{name}.json').read_text())
+    with np.load(results/f'table5_{name}_maps.npz', allow_pickle=False) as z: maps = {c: z[c.replace(', ', '_').replace(' ', '-')].astype('float32') for c in r['figures']}
+    return r, maps
 
-# %% ../nbs/10a_ablation.ipynb #3f1045d8
-def write_ablation(rows:list, out:Path, category:str):
-    "`ablation.csv`, `ablation.md` (percent, mean ± std over seeds, best mean in bold) and `ablation.png` (seaborn bars, seeds' spread) for `rows`."
-    import pandas as pd, seaborn as sns, matplotlib.pyplot as plt
-    df = pd.DataFrame(rows); atomic_write(out/'ablation.csv', df.to_csv(index=False))
-    axis, n = rows[0]['axis'], df['seed'].nunique(); metrics = ['image_auroc', 'pixel_auroc', 'pixel_aupro']
-    g = df.groupby('setting', sort=False); mean, sd, fit = g[metrics].mean(), g[metrics].std(), g['fit_s'].mean()
-    cell = lambda s, m: '–' if mean[m][s] != mean[m][s] else ('**{:.2f}**' if mean[m][s] == mean[m].max() else '{:.2f}').format(100 * mean[m][s]) + (f' ± {100 * sd[m][s]:.2f}' if n > 1 else '')
-    gen = '' if axis == 'generator' else f", generator {rows[0]['generator']}"
-    lines = [f'Ablation of `{axis}` (the paper\'s Table {PAPER_TABLE[axis]}) on {category}{gen}, {n} seed{"s" if n > 1 else ""}' + (' (mean ± std)' if n > 1 else ''), '',
-             '| setting | I-AUROC (%) | P-AUROC (%) | AUPRO (%) | fit (s) |', '|---|---|---|---|---|']
-    lines += [f'| {s} | ' + ' | '.join(cell(s, m) for m in metrics) + f' | {fit[s]:.0f} |' for s in mean.index]
-    if note := seed_note(df): lines += ['', note]
-    atomic_write(out/'ablation.md', '\n'.join(lines) + '\n')
-    long = df.melt(id_vars='setting', value_vars=['image_auroc', 'pixel_auroc'], var_name='metric', value_name='AUROC')
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(mean), 2.8))
-    sns.barplot(long, x='setting', y='AUROC', hue='metric', errorbar='sd' if n > 1 else None, ax=ax)
-    lo = float(long['AUROC'].min()); ax.set_ylim(max(0, lo - 0.05), 1.0); ax.set_title(f'{axis} on {category}' + (f' ({n} seeds, ± std)' if n > 1 else ''), fontsize=9)
-    ax.legend(fontsize=7, loc='lower right'); ax.tick_params(axis='x', labelsize=8)
-    fig.savefig(out/'ablation.png', dpi=80, bbox_inches='tight'); plt.close(fig)
-    return out/'ablation.md'
+# %% ../nbs/10a_ablation.ipynb #7ab50004
+def table5_samples(name:str, paths:list, toy_root:str|Path|None=None)->list:
+    "The test `Sample`s behind the figures' relative `paths`: MVTec AD's from `data_root`, a toy category's regenerated (it is seeded)."
+    from tocoad.core import data_root, TOY_CATEGORIES
+    from tocoad.data import load_samples, make_toy_dataset
+    if name in TOY_CATEGORIES:
+        import tempfile
+        root = make_toy_dataset(Path(toy_root or tempfile.mkdtemp()), categories=(name,)); cat = name
+    else: root, cat = data_root('mvtec_ad'), name
+    by_path = {str(Path(s.path).relative_to(root)): s for s in load_samples(root, cat, split='test')}
+    missing = [p for p in paths if p not in by_path]
+    if missing: raise TocoadError(f'{missing[0]} is not a test image of {cat} under {root}: the results were made on other data')
+    return [by_path[p] for p in paths]
+
+# %% ../nbs/10a_ablation.ipynb #7ab50007
+def plot_condition_maps(r:dict, maps:dict, samples:list|None, transform, size:float=1.0,
+                        conditions:list|None=None, # the conditions to show (None: all in `r`)
+                        fig=None): # a matplotlib Figure to draw into (None: a new pyplot figure)
+    "The paper's Fig. 7 for every condition: one row per test image (image, ground truth, then each condition's map on its own scale: 0 to twice its good images' 99th percentile). `samples=None`: the maps alone."
+    import matplotlib.pyplot as plt
+    from tocoad.data import AnomalyDataset  # here, not at the top: the command line imports this module and must not load torch for --help
+    conds = [c for c in (conditions or r['figures']) if c in r['figures']]; first = r['figures'][conds[0]]; n, k = len(first['titles']), 2 if samples else 0
+    fig = fig or plt.figure(); fig.set_size_inches(size * (k + len(conds)), size * n); axs = fig.subplots(n, k + len(conds), squeeze=False)
+    ds = AnomalyDataset(samples, transform, normalize=False) if samples else None
+    for i in range(n):
+        if ds is not None: it = ds[i]; axs[i, 0].imshow(it['image'].permute(1, 2, 0)); axs[i, 1].imshow(it['mask'][0], cmap='gray', vmin=0, vmax=1)
+        axs[i, 0].set_ylabel(first['titles'][i], fontsize=7)
+        for j, c in enumerate(conds): axs[i, k + j].imshow(maps[c][i], cmap='jet', vmin=0, vmax=2 * r['figures'][c]['good_q99'])
+    for j, t in enumerate((['image', 'ground truth'] if samples else []) + conds): axs[0, j].set_title(t, fontsize=7)
+    for ax in axs.flat: ax.set(xticks=[], yticks=[])
+    fig.tight_layout(pad=0.2); return fig
+
+# %% ../nbs/10a_ablation.ipynb #7ab5000a
+def plot_distance_histograms(r:dict, size:float=1.6, conditions:list|None=None, fig=None):
+    "Per condition (None: all in `r`), the raw patch nearest-neighbour distances (÷ the median of normal pixels) of normal and of defect pixels, as densities; the title gives their separation (AUROC)."
+    import matplotlib.pyplot as plt, numpy as np
+    conds = [c for c in (conditions or r['figures']) if c in r['figures']]
+    fig = fig or plt.figure(); fig.set_size_inches(size * len(conds), size * 0.9); axs = fig.subplots(1, len(conds), sharey=True, squeeze=False)
+    edges = np.linspace(0, 4, 41)
+    for ax, c in zip(axs[0], conds):
+        h = r['figures'][c]['hist']
+        for k, col in (('normal', 'tab:blue'), ('defect', 'tab:red')):
+            v = np.asarray(h[k], float); ax.stairs(v / v.sum(), edges, fill=True, alpha=0.5, color=col, label=f'{k} pixels')
+        ax.set_title(f"{c}\nseparation {r['figures'][c]['separation']:.3f}", fontsize=7); ax.tick_params(labelsize=6)
+        ax.set_xlabel('distance / median normal', fontsize=6)
+    axs[0, 0].legend(fontsize=6); fig.tight_layout(pad=0.2); return fig
+
+# %% ../nbs/10a_ablation.ipynb #7ab5000d
+TABLE5_STEPS = [('none', 'bn-only', "the product's batch-norm statistics"), ('bn-only', 'ncl', "SimSiam's fine-tuning of the weights"),
+                ('ncl', 'dnp+ncl', 'the negative guide'), ('dnp+ncl untrained D', 'dnp+ncl', 'a trained D rather than a random one')]
+
+def table5_reading(r:dict, metric:str='pixel_auroc')->list:
+    "For each comparison of TABLE5_STEPS in the rows of `r` (a `load_table5` result): the difference of means, its standard error over the seeds, and whether it lies beyond twice that."
+    import math
+    rows, out = {x['condition']: x for x in r['rows']}, []
+    for a, b, what in TABLE5_STEPS:
+        if a not in rows or b not in rows or rows[a][metric][0] is None: continue
+        (ma, sa), (mb, sb) = rows[a][metric], rows[b][metric]
+        se = math.sqrt(sa ** 2 / len(rows[a]['seeds']) + sb ** 2 / len(rows[b]['seeds']))
+        out.append(dict(comparison=f'{b} − {a}', effect_of=what, metric=metric, difference=round(mb - ma, 4), se=round(se, 4),
+                        verdict='beyond noise' if abs(mb - ma) > 2 * se else 'within noise'))
+    return out

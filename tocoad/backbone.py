@@ -104,7 +104,7 @@ class FeatureExtractor(nn.Module):
         if unknown: raise TocoadError(f'backbone {name!r} has no {unknown} (it has {list(idx)})')
         self.name, self.weights, self.layers = name, str(weights), tuple(layers)
         self.body = timm.create_model(name, features_only=True, pretrained=False, out_indices=tuple(idx[l] for l in layers))
-        load_weights(self.body, name, self.weights)
+        load_weights(self.body, name, weights=self.weights)
         self.channels = dict(zip(self.layers, self.body.feature_info.channels()))
         cfg = self.body.pretrained_cfg
         self.mean, self.std = OFFLINE_MEAN_STD if self.weights == 'offline' or name == OFFLINE_BACKBONE else (tuple(cfg['mean']), tuple(cfg['std']))

@@ -32,13 +32,13 @@ def predictor(dim:int=2048, layers:int=1)->nn.Module:
 class ContrastiveHead(nn.Module):
     "C: pool the chosen layers, project (shared across views) and predict, per group of layers."
     def __init__(self, channels:dict, # F's channels per layer
-                 layers:tuple=('layer3', 'layer4'), # layers used (Table 4)
-                 concat:bool=False, # one group of all layers (True) or one group per layer (Table 8)
+                 cl_layers:tuple=('layer3', 'layer4'), # layers used (Table 4; the config's field)
+                 cl_concat:bool=False, # one group of all layers (True) or one group per layer (Table 8; the config's field)
                  proj_dim:int=2048, pred_layers:int=1):
         super().__init__()
-        missing = [l for l in layers if l not in channels]
+        missing = [l for l in cl_layers if l not in channels]
         if missing: raise TocoadError(f'contrastive layers {missing} are not produced by F (it gives {list(channels)})')
-        self.groups = [tuple(layers)] if concat else [(l,) for l in layers]
+        self.groups = [tuple(cl_layers)] if cl_concat else [(l,) for l in cl_layers]
         self.projectors = nn.ModuleList(projector(sum(channels[l] for l in g), proj_dim) for g in self.groups)
         self.predictors = nn.ModuleList(predictor(proj_dim, pred_layers) for _ in self.groups)
 

@@ -12,7 +12,8 @@ import torch
 from PIL import Image, ImageDraw, UnidentifiedImageError
 from torch.utils.data import Dataset
 import torchvision.transforms.v2.functional as TF
-from .core import TocoadError, warn, hw, resize_hw, DATA_FORMATS, TOY_CATEGORIES, save_json, load_json
+from fastcore.basics import patch
+from .core import TocoadError, warn, hw, resize_hw, TOY_CATEGORIES, save_json, load_json
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'FORMATS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'TOY_DEFECTS', 'TOY_ASPECT', 'Sample', 'list_images',
@@ -47,9 +48,9 @@ def list_images(folder:Path, # Folder to list (not recursive)
     return files
 
 # %% ../nbs/01_data.ipynb #ec698c2d
-def _category_dir(root, category, fmt):
+def _category_dir(root, category, data_format):
     root = Path(root)
-    if not root.is_dir(): raise TocoadError(f'dataset root {root} does not exist; pass the folder that holds the {fmt} categories')
+    if not root.is_dir(): raise TocoadError(f'dataset root {root} does not exist; pass the folder that holds the {data_format} categories')
     d = root/category
     if not d.is_dir():
         cats = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(('.', '_')))
@@ -62,23 +63,23 @@ def mvtec_samples(root, # Folder holding the categories, e.g. `mvtec_ad`
                   split:str='train' # 'train' or 'test'
                  )->list[Sample]:
     "The samples of one MVTec AD category and split."
-    d = _category_dir(root, category, 'MVTec AD')
-    if split == 'train': return [Sample(p, 0, 'good') for p in list_images(d/'train'/'good', 'defect-free training images')]
+    d = _category_dir(root, category, data_format='MVTec AD')
+    if split == 'train': return [Sample(p, 0, defect='good') for p in list_images(d/'train'/'good', 'defect-free training images')]
     if not (d/'test').is_dir(): raise TocoadError(f'{d/"test"} does not exist: the test split is missing')
     res = []
     for sub in sorted(p for p in (d/'test').iterdir() if p.is_dir()):
         for p in list_images(sub, 'test images'):
-            if sub.name == 'good': res.append(Sample(p, 0, 'good')); continue
+            if sub.name == 'good': res.append(Sample(p, 0, defect='good')); continue
             m = d/'ground_truth'/sub.name/f'{p.stem}_mask.png'
             if not m.is_file(): raise TocoadError(f'mask missing for defective image {p}: expected {m}')
-            res.append(Sample(p, 1, sub.name, m))
+            res.append(Sample(p, 1, defect=sub.name, mask_path=m))
     if not res: raise TocoadError(f'{d/"test"} holds no test images')
     return res
 
 # %% ../nbs/01_data.ipynb #56f3ce47
 def visa_samples(root, category:str, split:str='train')->list[Sample]:
     "The samples of one VisA category and split, from `split_csv/1cls.csv`."
-    _category_dir(root, category, 'VisA'); root = Path(root)  # the category must exist
+    _category_dir(root, category, data_format='VisA'); root = Path(root)  # the category must exist
     csv_path = root/'split_csv'/'1cls.csv'
     if not csv_path.is_file(): raise TocoadError(f'{csv_path} is missing: VisA needs its split file split_csv/1cls.csv from the original release')
     res = []
@@ -87,49 +88,49 @@ def visa_samples(root, category:str, split:str='train')->list[Sample]:
             if row['object'] != category or row['split'] != split: continue
             p = root/row['image']
             if not p.is_file(): raise TocoadError(f'{csv_path} lists {p}, which does not exist')
-            if row['label'] == 'normal': res.append(Sample(p, 0, 'good')); continue
+            if row['label'] == 'normal': res.append(Sample(p, 0, defect='good')); continue
             m = root/row['mask'] if row.get('mask') else None
             if m is None or not m.is_file(): raise TocoadError(f'mask missing for defective image {p}: expected {m}')
-            res.append(Sample(p, 1, 'anomaly', m))
+            res.append(Sample(p, 1, defect='anomaly', mask_path=m))
     if not res: raise TocoadError(f'{csv_path} lists no {split} images for category {category!r}')
     return res
 
 # %% ../nbs/01_data.ipynb #986aa693
 def btad_samples(root, category:str, split:str='train')->list[Sample]:
     "The samples of one BTAD product ('01', '02' or '03') and split."
-    d = _category_dir(root, category, 'BTAD')
-    if split == 'train': return [Sample(p, 0, 'good') for p in list_images(d/'train'/'ok', 'defect-free training images')]
-    res = [Sample(p, 0, 'good') for p in list_images(d/'test'/'ok', 'defect-free test images')]
+    d = _category_dir(root, category, data_format='BTAD')
+    if split == 'train': return [Sample(p, 0, defect='good') for p in list_images(d/'train'/'ok', 'defect-free training images')]
+    res = [Sample(p, 0, defect='good') for p in list_images(d/'test'/'ok', 'defect-free test images')]
     masks = {p.stem: p for p in list_images(d/'ground_truth'/'ko', 'masks')}
     for p in list_images(d/'test'/'ko', 'defective test images'):
         if p.stem not in masks: raise TocoadError(f'mask missing for defective image {p}: expected {d/"ground_truth"/"ko"/p.stem}.png or .bmp')
-        res.append(Sample(p, 1, 'ko', masks[p.stem]))
+        res.append(Sample(p, 1, defect='ko', mask_path=masks[p.stem]))
     return res
 
 # %% ../nbs/01_data.ipynb #7da4e20c
 def folder_samples(root, category:str, split:str='train')->list[Sample]:
     "The samples of a plain folder dataset: `train/`, optional `test/<name>/` and `masks/<name>/`."
-    d = _category_dir(root, category, 'folder')
-    if split == 'train': return [Sample(p, 0, 'good') for p in list_images(d/'train', 'defect-free training images')]
+    d = _category_dir(root, category, data_format='folder')
+    if split == 'train': return [Sample(p, 0, defect='good') for p in list_images(d/'train', 'defect-free training images')]
     if not (d/'test').is_dir(): raise TocoadError(f'{d/"test"} does not exist: put test images in test/good and test/<defect>')
     res, has_masks = [], (d/'masks').is_dir()
     for sub in sorted(p for p in (d/'test').iterdir() if p.is_dir()):
         masks = {p.stem: p for p in list_images(d/'masks'/sub.name, 'masks')} if has_masks and sub.name != 'good' else {}
         for p in list_images(sub, 'test images'):
-            if sub.name == 'good': res.append(Sample(p, 0, 'good')); continue
+            if sub.name == 'good': res.append(Sample(p, 0, defect='good')); continue
             if has_masks and p.stem not in masks: raise TocoadError(f'mask missing for defective image {p}: expected {d/"masks"/sub.name/p.stem}.png')
-            res.append(Sample(p, 1, sub.name, masks.get(p.stem)))
+            res.append(Sample(p, 1, defect=sub.name, mask_path=masks.get(p.stem)))
     if not res: raise TocoadError(f'{d/"test"} holds no test images')
     return res
 
 # %% ../nbs/01_data.ipynb #0d2a6a1b
-FORMATS = dict(zip(DATA_FORMATS, (mvtec_samples, visa_samples, btad_samples, folder_samples)))  # names from core, for the CLI's choices
+FORMATS = {'mvtec': mvtec_samples, 'visa': visa_samples, 'btad': btad_samples, 'folder': folder_samples}  # core's DATA_FORMATS name them for the CLI's choices
 
-def load_samples(root, category:str, split:str='train', fmt:str='mvtec')->list[Sample]:
-    "Samples of `category`/`split` from a dataset in layout `fmt` ('mvtec', 'visa', 'btad' or 'folder')."
-    if fmt not in FORMATS: raise TocoadError(f'unknown dataset format {fmt!r}; use one of {", ".join(FORMATS)}')
+def load_samples(root, category:str, split:str='train', data_format:str='mvtec')->list[Sample]:
+    "Samples of `category`/`split` from a dataset in layout `data_format` ('mvtec', 'visa', 'btad' or 'folder')."
+    if data_format not in FORMATS: raise TocoadError(f'unknown dataset format {data_format!r}; use one of {", ".join(FORMATS)}')
     if split not in ('train', 'test'): raise TocoadError(f"split must be 'train' or 'test', not {split!r}")
-    return FORMATS[fmt](root, category, split)
+    return FORMATS[data_format](root, category, split)
 
 # %% ../nbs/01_data.ipynb #33edcc8c
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -172,37 +173,47 @@ class ImageTransform:
         if crop and (self.resized[0] < self.size[0] or self.resized[1] < self.size[1]):
             raise TocoadError(f'resize={resize} must be at least image_size={image_size} on each side to crop')
 
-    def _geometry(self, x, interp):
-        x = TF.resize(x, list(self.resized if self.crop else self.size), interpolation=interp, antialias=True)
-        return TF.center_crop(x, list(self.size)) if self.crop else x
+# %% ../nbs/01_data.ipynb #603c482d
+@patch
+def _geometry(self:ImageTransform, x, interp):
+    x = TF.resize(x, list(self.resized if self.crop else self.size), interpolation=interp, antialias=True)
+    return TF.center_crop(x, list(self.size)) if self.crop else x
 
-    def image(self, im:Image.Image)->torch.Tensor:
-        "A 3×H×W float tensor in [0, 1] (not normalised)."
-        return self._geometry(TF.to_dtype(TF.pil_to_tensor(im.convert('RGB')), torch.float32, scale=True), TF.InterpolationMode.BILINEAR).clamp(0, 1)
+# %% ../nbs/01_data.ipynb #b42ef51e
+@patch
+def image(self:ImageTransform, im:Image.Image)->torch.Tensor:
+    "A 3×H×W float tensor in [0, 1] (not normalised)."
+    return self._geometry(TF.to_dtype(TF.pil_to_tensor(im.convert('RGB')), torch.float32, scale=True), TF.InterpolationMode.BILINEAR).clamp(0, 1)
 
-    def mask(self, m:Image.Image, path=None)->torch.Tensor:
-        "A 1×H×W float tensor of 0/1; warns when the crop cuts away foreground."
-        a = TF.pil_to_tensor(m.convert('L'))
-        t = (a > (0 if a.max() <= 1 else 127)).float()  # a mask saved as 0/1 instead of 0/255 is still a mask
-        out = (self._geometry(t, TF.InterpolationMode.NEAREST) > 0.5).float()
-        if t.sum() == 0: return out
-        full = (TF.resize(t, list(self.resized), interpolation=TF.InterpolationMode.NEAREST) > 0.5).sum() if self.crop else out.sum()
-        if full == 0: warn(f'{path}: none of its {int(t.sum())} defect pixels survive the resize to the input (a defect thinner than a pixel there): '
-                           f'its pixels count as normal; a larger image_size keeps it')
-        elif self.crop and out.sum() < full: warn(f'{path}: the centre crop cuts away {int(full-out.sum())} of {int(full)} defect pixels; use crop=False to keep them')
-        return out
+# %% ../nbs/01_data.ipynb #7d23327a
+@patch
+def mask(self:ImageTransform, m:Image.Image, path=None)->torch.Tensor:
+    "A 1×H×W float tensor of 0/1; warns when the crop cuts away foreground."
+    a = TF.pil_to_tensor(m.convert('L'))
+    t = (a > (0 if a.max() <= 1 else 127)).float()  # a mask saved as 0/1 instead of 0/255 is still a mask
+    out = (self._geometry(t, TF.InterpolationMode.NEAREST) > 0.5).float()
+    if t.sum() == 0: return out
+    full = (TF.resize(t, list(self.resized), interpolation=TF.InterpolationMode.NEAREST) > 0.5).sum() if self.crop else out.sum()
+    if full == 0: warn(f'{path}: none of its {int(t.sum())} defect pixels survive the resize to the input (a defect thinner than a pixel there): '
+                       f'its pixels count as normal; a larger image_size keeps it')
+    elif self.crop and out.sum() < full: warn(f'{path}: the centre crop cuts away {int(full-out.sum())} of {int(full)} defect pixels; use crop=False to keep them')
+    return out
 
-    def normalize(self, x:torch.Tensor)->torch.Tensor:
-        "Normalise a batch or an image in [0, 1] with the backbone's mean and std."
-        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(-1, 1, 1)
-        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(-1, 1, 1)
-        return (x - mean) / std
+# %% ../nbs/01_data.ipynb #4c74dfb2
+@patch
+def normalize(self:ImageTransform, x:torch.Tensor)->torch.Tensor:
+    "Normalise a batch or an image in [0, 1] with the backbone's mean and std."
+    mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(-1, 1, 1)
+    std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(-1, 1, 1)
+    return (x - mean) / std
 
-    def denormalize(self, x:torch.Tensor)->torch.Tensor:
-        "Undo `normalize` (for plotting)."
-        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(-1, 1, 1)
-        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(-1, 1, 1)
-        return (x * std + mean).clamp(0, 1)
+# %% ../nbs/01_data.ipynb #20b5f942
+@patch
+def denormalize(self:ImageTransform, x:torch.Tensor)->torch.Tensor:
+    "Undo `normalize` (for plotting)."
+    mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(-1, 1, 1)
+    std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(-1, 1, 1)
+    return (x * std + mean).clamp(0, 1)
 
 # %% ../nbs/01_data.ipynb #5b6b910a
 class AnomalyDataset(Dataset):
@@ -262,6 +273,17 @@ def image_size_for(samples:list, # `Sample`s or image paths
         aspects.append(h / w)
     return size_for_aspect(float(np.median(aspects)), short)
 
+# %% ../nbs/01_data.ipynb #d0d0f003
+def _note_oddities(s:Sample, im:Image.Image, H:int, W:int, odd:dict):
+    "Record in `odd` (kind -> paths) what is odd but usable about image `im` of sample `s` for an H×W input."
+    w, h = im.size
+    if im.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La'): odd.setdefault('has transparency, which is dropped', []).append(s.path)
+    if im.mode == 'CMYK': odd.setdefault('is CMYK, converted to RGB', []).append(s.path)
+    if h < H or w < W: odd.setdefault(f'is smaller than the network input ({H}x{W}) and is enlarged', []).append(s.path)
+    if not 0.5 <= (h / w) / (H / W) <= 2:  # squashed by more than 2x: thin defects across the long side fade
+        odd.setdefault(f'is far from the input\'s aspect ({H}x{W}, height x width) and is squashed to it; '
+                       f'image_size={"x".join(map(str, hw(size_for_aspect(h / w, min(H, W)))))} keeps its aspect', []).append(s.path)
+
 # %% ../nbs/01_data.ipynb #c74018d7
 def check_samples(samples:list[Sample], image_size:int|tuple=32, # the network input: a side, or (height, width)
                   resize:int|tuple|None=None, # what images are resized to before the centre crop (None: no crop)
@@ -270,14 +292,8 @@ def check_samples(samples:list[Sample], image_size:int|tuple=32, # the network i
     errors, odd, sizes = [], {}, set(); H, W = hw(image_size)
     for s in samples:
         try:
-            im = _open(s.path); _eight_bit(im, s.path); sizes.add(im.size); w, h = im.size
-            if im.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La'): odd.setdefault('has transparency, which is dropped', []).append(s.path)
-            if im.mode == 'CMYK': odd.setdefault('is CMYK, converted to RGB', []).append(s.path)
-            if h < H or w < W: odd.setdefault(f'is smaller than the network input ({H}x{W}) and is enlarged', []).append(s.path)
-            if not 0.5 <= (h / w) / (H / W) <= 2:  # squashed by more than 2x: thin defects across the long side fade
-                odd.setdefault(f'is far from the input\'s aspect ({H}x{W}, height x width) and is squashed to it; '
-                               f'image_size={"x".join(map(str, hw(size_for_aspect(h / w, min(H, W)))))} keeps its aspect', []).append(s.path)
-            if s.mask_path is not None and (p := _mask_problem(s, im.size, odd)): errors.append(p)
+            im = _open(s.path); _eight_bit(im, s.path); sizes.add(im.size); _note_oddities(s, im, H=H, W=W, odd=odd)
+            if s.mask_path is not None and (p := _mask_problem(s, im.size, odd=odd)): errors.append(p)
         except TocoadError as e: errors.append(str(e))
     if errors: raise TocoadError(errors[0] + (f' ({len(errors) - 1} more file(s) have problems)' if len(errors) > 1 else ''))
     if resize is not None and (share := H * W / math.prod(resize_hw(image_size, resize))) < 0.6:
@@ -342,41 +358,51 @@ def _blob(rng, size, radius):
         d.ellipse([cx + ox - rx, cy + oy - ry, cx + ox + rx, cy + oy + ry], fill=255)
     return m
 
+# %% ../nbs/01_data.ipynb #d0d0f002
+def _paint_scratch(img, rng, size):
+    out, m = img.copy(), Image.new('L', (size, size)); d = ImageDraw.Draw(m)
+    p = rng.uniform(0.25, 0.75, 2) * size; pts = [tuple(p)]
+    for _ in range(4): p = p + rng.normal(0, size * 0.07, 2); pts.append(tuple(np.clip(p, 5, size - 5)))
+    d.line(pts, fill=255, width=int(rng.integers(2, 5)))
+    mask = np.asarray(m) > 0; out[mask] = rng.choice([0.05, 0.95]); return out, mask
+
+# %% ../nbs/01_data.ipynb #092cef54
+def _paint_hole(img, rng, size):
+    out, m = img.copy(), Image.new('L', (size, size)); d = ImageDraw.Draw(m)
+    cy, cx = rng.uniform(0.3, 0.7, 2) * size; ry, rx = rng.uniform(6, 16, 2)
+    d.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=255)
+    mask = np.asarray(m) > 0; out[mask] = out[mask] * 0.1 + 0.02; return out, mask
+
+# %% ../nbs/01_data.ipynb #b5e97112
+def _paint_stain(img, rng, size):
+    out, mask = img.copy(), np.asarray(_blob(rng, size, radius=rng.uniform(10, 22))) > 0
+    colour = rng.choice([[0.45, 0.25, 0.05], [0.1, 0.3, 0.1], [0.6, 0.1, 0.1]])
+    a = rng.uniform(0.55, 0.8); out[mask] = (1 - a) * out[mask] + a * np.array(colour); return out, mask
+
 # %% ../nbs/01_data.ipynb #3267a221
+def _paint_foreign(img, rng, size):
+    from skimage import data
+    out, src = img.copy(), data.coffee().astype(np.float32) / 255
+    mask = np.asarray(_blob(rng, size, radius=rng.uniform(10, 20))) > 0
+    y, x = rng.integers(0, src.shape[0] - size), rng.integers(0, src.shape[1] - size)
+    out[mask] = src[y:y+size, x:x+size][mask]; return out, mask
+
+# %% ../nbs/01_data.ipynb #8329061c
+def _paint_deform(img, rng, size):
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
+    t, edge = rng.uniform(0, 2 * np.pi), rng.choice([0.14, 0.33])  # on an edge of the ring, where a dent shows
+    cy, cx = (0.5 + edge * np.sin(t)) * size, (0.5 + edge * np.cos(t)) * size; rad = rng.uniform(16, 26)
+    r = np.hypot(yy - cy, xx - cx); w = np.clip(1 - r / rad, 0, 1)**2 * rng.choice([-1, 1]) * 2.5
+    ang = np.arctan2(yy - cy, xx - cx) + w
+    sy = np.clip(np.round(cy + r * np.sin(ang)), 0, size - 1).astype(int); sx = np.clip(np.round(cx + r * np.cos(ang)), 0, size - 1).astype(int)
+    out = img[sy, sx]; return out, np.abs(out - img).max(-1) > 0.02
+
+# %% ../nbs/01_data.ipynb #a2cb0d49
 def _toy_defect(img, kind, rng, size):
     "Paint one defect of `kind` onto `img`; returns the new image and its exact 0/1 mask."
-    out = img.copy()
-    if kind == 'scratch':
-        m = Image.new('L', (size, size)); d = ImageDraw.Draw(m)
-        p = rng.uniform(0.25, 0.75, 2) * size; pts = [tuple(p)]
-        for _ in range(4): p = p + rng.normal(0, size * 0.07, 2); pts.append(tuple(np.clip(p, 5, size - 5)))
-        d.line(pts, fill=255, width=int(rng.integers(2, 5)))
-        mask = np.asarray(m) > 0; out[mask] = rng.choice([0.05, 0.95])
-    elif kind == 'hole':
-        m = Image.new('L', (size, size)); d = ImageDraw.Draw(m)
-        cy, cx = rng.uniform(0.3, 0.7, 2) * size; ry, rx = rng.uniform(6, 16, 2)
-        d.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=255)
-        mask = np.asarray(m) > 0; out[mask] = out[mask] * 0.1 + 0.02
-    elif kind == 'stain':
-        mask = np.asarray(_blob(rng, size, rng.uniform(10, 22))) > 0
-        colour = rng.choice([[0.45, 0.25, 0.05], [0.1, 0.3, 0.1], [0.6, 0.1, 0.1]])
-        a = rng.uniform(0.55, 0.8); out[mask] = (1 - a) * out[mask] + a * np.array(colour)
-    elif kind == 'foreign':
-        from skimage import data
-        src = data.coffee().astype(np.float32) / 255
-        mask = np.asarray(_blob(rng, size, rng.uniform(10, 20))) > 0
-        y, x = rng.integers(0, src.shape[0] - size), rng.integers(0, src.shape[1] - size)
-        out[mask] = src[y:y+size, x:x+size][mask]
-    elif kind == 'deform':
-        yy, xx = np.mgrid[:size, :size].astype(np.float32)
-        t, edge = rng.uniform(0, 2 * np.pi), rng.choice([0.14, 0.33])  # on an edge of the ring, where a dent shows
-        cy, cx = (0.5 + edge * np.sin(t)) * size, (0.5 + edge * np.cos(t)) * size; rad = rng.uniform(16, 26)
-        r = np.hypot(yy - cy, xx - cx); w = np.clip(1 - r / rad, 0, 1)**2 * rng.choice([-1, 1]) * 2.5
-        ang = np.arctan2(yy - cy, xx - cx) + w
-        sy = np.clip(np.round(cy + r * np.sin(ang)), 0, size - 1).astype(int); sx = np.clip(np.round(cx + r * np.cos(ang)), 0, size - 1).astype(int)
-        out = img[sy, sx]
-        mask = np.abs(out - img).max(-1) > 0.02
-    else: raise TocoadError(f'unknown toy defect {kind!r}')
+    painters = dict(scratch=_paint_scratch, hole=_paint_hole, stain=_paint_stain, foreign=_paint_foreign, deform=_paint_deform)
+    if kind not in painters: raise TocoadError(f'unknown toy defect {kind!r}')
+    out, mask = painters[kind](img, rng, size)
     mask &= np.abs(out - img).max(-1) > 0  # exact: a mask pixel is a pixel the defect changed
     out[~mask] = img[~mask]
     return np.clip(out, 0, 1), mask
@@ -398,7 +424,7 @@ def _toy_rod(rng, H:int, W:int):
     u = np.clip((xx - cx) / half - rng.uniform(-0.3, 0.3), -1, 1)  # across the rod: a cylinder's shading, its highlight where the light falls
     bands = 0.03 * np.sin(2 * np.pi * (yy / H * rng.uniform(3, 8) + rng.uniform()))  # faint tool marks along its length
     metal = rng.uniform(0.9, 1.1) * (0.5 + 0.35 * np.sqrt(1 - u**2)) + bands + 0.03 * rng.standard_normal(W)[None] + 0.02 * rng.standard_normal((H, W))
-    g = np.where(_on_rod(yy, xx, (cx, half, top, bot)), metal, bench)
+    g = np.where(_on_rod(yy, xx, geom=(cx, half, top, bot)), metal, bench)
     return np.clip(np.stack([g, g * 0.97, g * 0.92], -1), 0, 1), (cx, half, top, bot)
 
 # %% ../nbs/01_data.ipynb #ddce3672
@@ -407,10 +433,10 @@ def _on_rod(yy, xx, geom):
     cx, half, top, bot = geom
     return np.hypot(xx - cx, yy - np.clip(yy, top + half, bot - half)) < half
 
-# %% ../nbs/01_data.ipynb #50289bfd
-def _rod_defect(img, geom, kind:str, rng):
-    "Paint one rod defect of `kind` onto `img`; returns the new image and its exact 0/1 mask."
-    H, W = img.shape[:2]; cx, half, top, bot = geom; out = img.copy()
+# %% ../nbs/01_data.ipynb #d0d0f005
+def _rod_defect_mask(img, geom, kind:str, rng)->np.ndarray:
+    "Where a rod defect of `kind` goes: a hairline crack across the rod near one end, a stain along it, or a chip out of one edge."
+    H, W = img.shape[:2]; cx, half, top, bot = geom
     m = Image.new('L', (W, H)); d = ImageDraw.Draw(m)
     if kind == 'crack':  # a hairline (2 px at 256 px wide) across the rod, 6-16 % of its length from one end
         y = top + half + rng.uniform(0.06, 0.16) * (bot - top); y = y if rng.random() < 0.5 else top + bot - y
@@ -422,12 +448,29 @@ def _rod_defect(img, geom, kind:str, rng):
         if kind not in ('stain', 'chip'): raise TocoadError(f'unknown rod defect {kind!r}')
         d.ellipse([ex - r, cy - 1.5 * r, ex + r, cy + 1.5 * r], fill=255)
     yy, xx = np.mgrid[:H, :W]
-    mask = (np.asarray(m) > 0) & _on_rod(yy, xx, geom)
+    return (np.asarray(m) > 0) & _on_rod(yy, xx, geom=geom)
+
+# %% ../nbs/01_data.ipynb #50289bfd
+def _rod_defect(img, geom, kind:str, rng):
+    "Paint one rod defect of `kind` onto `img`; returns the new image and its exact 0/1 mask."
+    mask, out, H = _rod_defect_mask(img, geom, kind=kind, rng=rng), img.copy(), img.shape[0]
     if kind == 'crack': out[mask] = out[mask] * 0.85  # 15 % darker: a hairline, not a groove
     elif kind == 'stain': a = rng.uniform(0.5, 0.7); out[mask] = (1 - a) * out[mask] + a * np.array([0.45, 0.3, 0.1])
-    else: out[mask] = (0.25 + 0.1 * yy[mask] / H + 0.03 * rng.standard_normal(mask.sum()))[:, None] * np.array([1, 0.97, 0.92])
+    else: out[mask] = (0.25 + 0.1 * np.nonzero(mask)[0] / H + 0.03 * rng.standard_normal(mask.sum()))[:, None] * np.array([1, 0.97, 0.92])
     mask &= np.abs(out - img).max(-1) > 0
     return np.clip(out, 0, 1), mask
+
+# %% ../nbs/01_data.ipynb #d0d0f004
+def _write_toy_category(d:Path, cat:str, rng, *, n_train:int, n_test_good:int, n_test_defect:int, size:int):
+    "Write toy category `cat` into folder `d` in MVTec AD layout (train/good, test/<defect>, ground_truth/<defect>)."
+    def save(img, path): path.parent.mkdir(parents=True, exist_ok=True); Image.fromarray((img * 255).round().astype(np.uint8)).save(path)
+    for i in range(n_train): save(_toy_good(cat, rng, size=size), d/'train'/'good'/f'{i:03d}.png')
+    for i in range(n_test_good): save(_toy_good(cat, rng, size=size), d/'test'/'good'/f'{i:03d}.png')
+    for kind in TOY_DEFECTS[cat]:
+        for i in range(n_test_defect):
+            if cat == 'rod': img, mask = _rod_defect(*_toy_rod(rng, *toy_hw(cat, size)), kind=kind, rng=rng)
+            else: img, mask = _toy_defect(_toy_good(cat, rng, size=size), kind, rng=rng, size=size)
+            save(img, d/'test'/kind/f'{i:03d}.png'); save(mask.astype(np.float32), d/'ground_truth'/kind/f'{i:03d}_mask.png')
 
 # %% ../nbs/01_data.ipynb #5e4ae2f4
 def make_toy_dataset(out, # Folder to write into (MVTec AD layout); existing toy categories are reused
@@ -446,15 +489,6 @@ def make_toy_dataset(out, # Folder to write into (MVTec AD layout); existing toy
         if d.exists():
             if marker.is_file() and load_json(marker) == spec: continue
             raise TocoadError(f'{d} already exists and is not this toy dataset; choose another --out, or remove it yourself')
-        rng = np.random.default_rng([seed, ci])
-        def save(img, path): path.parent.mkdir(parents=True, exist_ok=True); Image.fromarray((img * 255).round().astype(np.uint8)).save(path)
-        for i in range(n_train): save(_toy_good(cat, rng, size), d/'train'/'good'/f'{i:03d}.png')
-        for i in range(n_test_good): save(_toy_good(cat, rng, size), d/'test'/'good'/f'{i:03d}.png')
-        for kind in TOY_DEFECTS[cat]:
-            for i in range(n_test_defect):
-                if cat == 'rod': img, mask = _rod_defect(*_toy_rod(rng, *toy_hw(cat, size)), kind, rng)
-                else: img, mask = _toy_defect(_toy_good(cat, rng, size), kind, rng, size)
-                save(img, d/'test'/kind/f'{i:03d}.png')
-                save(mask.astype(np.float32), d/'ground_truth'/kind/f'{i:03d}_mask.png')
+        _write_toy_category(d, cat, rng=np.random.default_rng([seed, ci]), n_train=n_train, n_test_good=n_test_good, n_test_defect=n_test_defect, size=size)
         save_json(marker, spec)
     return out

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import torch
 import torch.nn as nn
+from fastcore.basics import patch
 import torch.nn.functional as nnf  # `F` is the feature extractor, as in the paper
 from .core import TocoadError, LAYERS
 
@@ -23,30 +24,32 @@ class ConvBlock(nn.Sequential):
 class DiscriminativeNetwork(nn.Module):
     "D: the inverse of F; features of layer1..layer4 in, 2-channel logits at input size out."
     def __init__(self, channels:dict, # F's channels per layer, e.g. FeatureExtractor.channels
-                 width:float=0.5, # D's channels relative to F's at the same stride
-                 out_channels:int=2, # normal / anomalous
-                 head_channels:tuple=(64, 32)): # widths of the two stride-2 and stride-1 blocks
+                 decoder_width:float=0.5, # D's channels relative to F's at the same stride (the config's field)
+                 decoder_head:tuple=(64, 32), # widths of the two blocks at 1/2 and full input size (the config's field)
+                 out_channels:int=2): # normal / anomalous
         super().__init__()
         self.layers = tuple(l for l in LAYERS if l in channels)
         if self.layers != LAYERS: raise TocoadError(f'D needs all of {LAYERS} from F, got {tuple(channels)}')
-        w = {l: max(16, int(channels[l] * width)) for l in self.layers}
+        w = {l: max(16, int(channels[l] * decoder_width)) for l in self.layers}
         deep = self.layers[-1]
         self.bottom = ConvBlock(channels[deep], w[deep])
         ups, prev = {}, w[deep]
         for l in reversed(self.layers[:-1]):  # layer3, layer2, layer1
             ups[l] = ConvBlock(prev + channels[l], w[l]); prev = w[l]
         self.ups = nn.ModuleDict(ups)
-        self.head = nn.ModuleList([ConvBlock(prev, head_channels[0]), ConvBlock(head_channels[0], head_channels[1])])
-        self.out = nn.Conv2d(head_channels[1], out_channels, 1)
+        self.head = nn.ModuleList([ConvBlock(prev, decoder_head[0]), ConvBlock(decoder_head[0], decoder_head[1])])
+        self.out = nn.Conv2d(decoder_head[1], out_channels, 1)
 
-    def forward(self, feats:dict, size:tuple)->torch.Tensor:
-        "Logits B×2×H×W for an input of spatial `size` (H, W), from F's features `feats`."
-        x = self.bottom(feats[self.layers[-1]])
-        for l, block in self.ups.items():
-            skip = feats[l]
-            x = block(torch.cat([nnf.interpolate(x, size=skip.shape[-2:], mode='bilinear', align_corners=False), skip], 1))
-        for block in self.head: x = block(nnf.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False))
-        return self.out(nnf.interpolate(x, size=size, mode='bilinear', align_corners=False) if x.shape[-2:] != tuple(size) else x)
+# %% ../nbs/05_discriminator.ipynb #13195086
+@patch
+def forward(self:DiscriminativeNetwork, feats:dict, size:tuple)->torch.Tensor:
+    "Logits B×2×H×W for an input of spatial `size` (H, W), from F's features `feats`."
+    x = self.bottom(feats[self.layers[-1]])
+    for l, block in self.ups.items():
+        skip = feats[l]
+        x = block(torch.cat([nnf.interpolate(x, size=skip.shape[-2:], mode='bilinear', align_corners=False), skip], 1))
+    for block in self.head: x = block(nnf.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False))
+    return self.out(nnf.interpolate(x, size=size, mode='bilinear', align_corners=False) if x.shape[-2:] != tuple(size) else x)
 
 # %% ../nbs/05_discriminator.ipynb #7f591fdc
 def decoder_shapes(D:DiscriminativeNetwork, feats:dict, size:tuple)->list:

@@ -59,7 +59,7 @@ def symmetric_loss(ps:list, # predictions p_1..p_M, one B×D tensor per view
     "Eq. 5: the mean of Eq. 4 over all pairs of the M views."
     if len(ps) != len(zs) or len(ps) < 2: raise TocoadError(f'symmetric loss needs M >= 2 views with p and z each, got {len(ps)} and {len(zs)}')
     pairs = list(itertools.combinations(range(len(ps)), 2))
-    return sum(pair_loss(ps[i], zs[i], ps[j], zs[j]) for i, j in pairs) / len(pairs)
+    return sum(pair_loss(ps[i], zs[i], p2=ps[j], z2=zs[j]) for i, j in pairs) / len(pairs)
 
 # %% ../nbs/04_losses.ipynb #8f309f78
 def ncl_loss(l_sym:torch.Tensor, l_neg:torch.Tensor, lam:float=0.5)->torch.Tensor:

@@ -4,22 +4,20 @@
 
 # %% ../nbs/08_memory.ipynb #1780a991
 from __future__ import annotations
-import contextlib, math
-import numpy as np
+import contextlib
 import torch
 from fastcore.basics import patch
 import torch.nn.functional as nnf  # `F` is the feature extractor, as in the paper
 from tqdm.auto import tqdm
-from .core import TocoadError, hw
+from .core import TocoadError, hw, check_field
+from .search import random_projection, greedy_coreset, greedy_coreset_cells, NearestNeighbours, ivf_cells, tune_probe
 
 # %% auto #0
-__all__ = ['CELLS_FROM', 'IVF_FROM', 'patch_features', 'random_projection', 'greedy_coreset_simple', 'greedy_coreset',
-           'covering_radius', 'NearestNeighbours', 'nearest_rows', 'kmeans', 'ivf_cells', 'calibrate_probe',
-           'greedy_coreset_cells', 'reweighted_score', 'MemoryBank', 'gaussian_smooth', 'anomaly_map',
-           'bank_from_config', 'embed', 'embed_dataset', 'score_patches']
+__all__ = ['CELLS_FROM', 'IVF_FROM', 'aggregate_patches', 'greedy_coreset_simple', 'covering_radius', 'reweighted_score',
+           'MemoryBank', 'gaussian_smooth', 'anomaly_map', 'embed', 'embed_dataset', 'score_patches']
 
 # %% ../nbs/08_memory.ipynb #ac0f0c93
-def patch_features(feats:dict, # F's feature maps by layer name
+def aggregate_patches(feats:dict, # F's feature maps by layer name
                    layers:tuple=('layer2', 'layer3'), # the first layer sets the grid
                    patch_size:int=3, # neighbourhood averaged around each position
                    feature_dim:int|None=None, # pool the channels down to this many (None: keep all)
@@ -36,13 +34,6 @@ def patch_features(feats:dict, # F's feature maps by layer name
         x = nnf.adaptive_avg_pool1d(x.permute(0, 2, 3, 1).reshape(-1, 1, C), feature_dim).reshape(B, H, W, feature_dim).permute(0, 3, 1, 2)
     return x
 
-# %% ../nbs/08_memory.ipynb #4e4bb71a
-def random_projection(x:torch.Tensor, projection:int|None, g:torch.Generator)->torch.Tensor:
-    "A Gaussian random projection of the rows of `x` to `projection` dimensions (None or >= D: `x` itself)."
-    x = x.float(); D = x.shape[1]
-    if projection is None or projection >= D: return x
-    return x @ (torch.randn(D, projection, generator=g) / math.sqrt(projection)).to(x.device)
-
 # %% ../nbs/08_memory.ipynb #cd73175f
 def greedy_coreset_simple(x:torch.Tensor, # N×D features
                           n:int, # how many to select
@@ -51,7 +42,7 @@ def greedy_coreset_simple(x:torch.Tensor, # N×D features
     "Indices of `n` rows of `x` by greedy k-center selection (Eq. 7): the textbook loop, one pass over all N per pick."
     N = len(x)
     if not 0 < n <= N: raise TocoadError(f'coreset size must be in 1..{N}, got {n}')
-    g = torch.Generator().manual_seed(seed); x = random_projection(x, projection, g)
+    g = torch.Generator().manual_seed(seed); x = random_projection(x, projection, g=g)
     sq = (x * x).sum(1); min_d = torch.full((N,), float('inf'), device=x.device)
     idx = torch.empty(n, dtype=torch.long); last = int(torch.randint(N, (), generator=g))
     for i in range(n):
@@ -60,297 +51,101 @@ def greedy_coreset_simple(x:torch.Tensor, # N×D features
         last = int(torch.argmax(min_d))
     return idx
 
-# %% ../nbs/08_memory.ipynb #2c604954
-def _blocks(x:torch.Tensor, n_pivots:int, block:int, g:torch.Generator):
-    "Order the vectors by nearest pivot, in blocks of at most `block`: (order N, block id N, starts K+1, pivot K×D, radius K)."
-    N = len(x); piv = x[torch.randperm(N, generator=g)[:n_pivots].to(x.device)]
-    near = torch.cat([torch.cdist(x[i:i + 8192], piv).argmin(1) for i in range(0, N, 8192)])
-    order = torch.argsort(near, stable=True); counts = torch.bincount(near, minlength=len(piv)).tolist()
-    starts, owner, s = [0], [], 0
-    for k, cnt in enumerate(counts):  # split each pivot's group into blocks of at most `block`
-        for o in range(0, cnt, block): starts.append(s + min(cnt, o + block)); owner.append(k)
-        s += cnt
-    starts = torch.tensor(starts, device=x.device)
-    block_id = torch.repeat_interleave(torch.arange(len(owner), device=x.device), starts.diff())
-    pivots = piv[torch.tensor(owner, device=x.device)]
-    dist = (x[order] - pivots[block_id]).norm(dim=1)
-    radius = torch.zeros(len(owner), device=x.device).scatter_reduce_(0, block_id, dist, 'amax')
-    return order, block_id, starts, pivots, radius
-
-# %% ../nbs/08_memory.ipynb #bd86c302
-def greedy_coreset(x:torch.Tensor, # N×D features
-                   n:int, # how many to select
-                   projection:int|None=128, # run on a random projection to this dimension (None: exact)
-                   seed:int=0, progress:bool=False,
-                   block:int=256)->torch.Tensor:
-    "Indices of `n` rows of `x` by greedy k-center selection (Eq. 7), as `greedy_coreset_simple`, skipping blocks that cannot change."
-    N = len(x)
-    if not 0 < n <= N: raise TocoadError(f'coreset size must be in 1..{N}, got {n}')
-    g = torch.Generator().manual_seed(seed); x = random_projection(x, projection, g)
-    first = int(torch.randint(N, (), generator=g))
-    order, block_id, starts, pivots, radius = _blocks(x, max(1, min(1024, int(2.5 * math.sqrt(N)))), block, g)
-    xs = x[order]; sq = (xs * xs).sum(1); pos = torch.empty_like(order); pos[order] = torch.arange(N, device=x.device)
-    min_d = torch.full((N,), float('inf'), device=x.device)  # squared distance to the nearest pick, in block order
-    block_max = torch.full((len(pivots),), float('inf'), device=x.device)
-    idx = torch.empty(n, dtype=torch.long); j = int(pos[first])
-    for i in tqdm(range(n), desc='coreset', disable=not progress, leave=False):
-        idx[i] = order[j]; c = xs[j]; cc = sq[j]
-        live = (pivots - c).norm(dim=1) - radius < block_max.sqrt() * (1 + 1e-4) + 1e-6  # blocks that may get closer
-        rows = torch.nonzero(live[block_id])[:, 0]
-        if len(rows) > N // 4:  # little to skip (e.g. a uniform texture): update everything in place
-            torch.minimum(min_d, (sq - 2 * (xs @ c) + cc).clamp_(min=0), out=min_d)
-            block_max = torch.zeros_like(block_max).scatter_reduce_(0, block_id, min_d, 'amax')
-        else:
-            upd = torch.minimum(min_d[rows], (sq[rows] - 2 * (xs[rows] @ c) + cc).clamp_(min=0)); min_d[rows] = upd
-            block_max[live] = 0; block_max.scatter_reduce_(0, block_id[rows], upd, 'amax')
-        b = int(torch.argmax(block_max)); j = int(starts[b]) + int(torch.argmax(min_d[starts[b]:starts[b + 1]]))
-    return idx
-
 # %% ../nbs/08_memory.ipynb #29c4a6a9
 def covering_radius(x:torch.Tensor, idx:torch.Tensor, chunk:int=4096)->float:
     "max over rows of `x` of the distance to the nearest selected row (the objective of Eq. 7)."
     c = x[idx].float()
     return max(torch.cdist(x[i:i + chunk].float(), c).min(1).values.max().item() for i in range(0, len(x), chunk))
 
-# %% ../nbs/08_memory.ipynb #8f478dac
-def _merge(d:torch.Tensor, i:torch.Tensor, d2:torch.Tensor, i2:torch.Tensor, k:int):
-    "The k smallest of two candidate sets (n×k and n×k'), nearest first."
-    d, j = torch.cat([d, d2], 1).topk(k, dim=1, largest=False)
-    return d, torch.cat([i, i2], 1).gather(1, j)
-
-# %% ../nbs/08_memory.ipynb #d5dadbe8
-class NearestNeighbours:
-    "k-nearest-neighbour search in a fixed bank: exact ('flat') or in the query's nearest k-means cells only ('ivf'); torch or faiss."
-    def __init__(self, bank:torch.Tensor, # M×D bank vectors (float32 or float16; the arithmetic is float32); for 'ivf', sorted by cell
-                 backend:str='torch', # 'torch' or 'faiss'
-                 index:str='flat', # 'flat': every bank vector; 'ivf': only the `probe` cells nearest each query
-                 centroids:torch.Tensor|None=None, # 'ivf': K×D cell centroids
-                 offsets:torch.Tensor|None=None, # 'ivf': K+1 first rows of the cells in `bank`
-                 probe:int=1, # 'ivf': cells searched per query
-                 chunk:int=256, bank_chunk:int=65536):
-        if backend not in ('torch', 'faiss'): raise TocoadError(f"knn backend must be 'torch' or 'faiss', not {backend!r}")
-        if index not in ('flat', 'ivf'): raise TocoadError(f"knn index must be 'flat' or 'ivf', not {index!r}")
-        if index == 'ivf' and (centroids is None or offsets is None): raise TocoadError("index='ivf' needs the cells' centroids and offsets")
-        self.bank, self.backend, self.index, self.chunk, self.bank_chunk = bank, backend, index, chunk, bank_chunk
-        self.bank_sq = bank.float().pow(2).sum(1)
-        if index == 'ivf': self.centroids, self.offsets, self.probe = centroids.float().to(bank.device), offsets.tolist(), max(1, min(int(probe), len(centroids)))
-        if backend == 'faiss': self._faiss_index()
-
-    def search(self, q:torch.Tensor, k:int=1):
-        "(distances, indices), each N×k: Euclidean distances to the k nearest bank vectors found, nearest first."
-        if self.backend == 'faiss':
-            if self.index == 'ivf': self.faiss.nprobe = self.probe
-            d, i = self.faiss.search(np.ascontiguousarray(q.detach().float().cpu().numpy()), k)
-            return torch.from_numpy(d).clamp_(min=0).sqrt_().to(q.device), torch.from_numpy(i).to(q.device)
-        q = q.detach().float().to(self.bank.device)
-        return self._search_flat(q, k) if self.index == 'flat' else self._search_ivf(q, k)
-
-# %% ../nbs/08_memory.ipynb #6f6bcfcc
-@patch
-def _search_flat(self:NearestNeighbours, q:torch.Tensor, k:int):
-    "Exact: squared distances ‖q‖² − 2q·m + ‖m‖² by one matrix product per (query chunk, bank chunk)."
-    ds, ids = [], []
-    for s in range(0, len(q), self.chunk):
-        qc = q[s:s + self.chunk]; d = i = None
-        for a in range(0, len(self.bank), self.bank_chunk):
-            d2 = torch.addmm(self.bank_sq[a:a + self.bank_chunk], qc, self.bank[a:a + self.bank_chunk].float().T, alpha=-2)
-            dc, ic = d2.min(1, keepdim=True) if k == 1 else d2.topk(min(k, d2.shape[1]), dim=1, largest=False)
-            d, i = (dc, ic + a) if d is None else _merge(d, i, dc, ic + a, k)
-        ds.append(d + (qc * qc).sum(1, keepdim=True)); ids.append(i)
-    return torch.cat(ds).clamp_(min=0).sqrt_(), torch.cat(ids)
-
-# %% ../nbs/08_memory.ipynb #1b86ff56
-@patch
-def _search_ivf(self:NearestNeighbours, q:torch.Tensor, k:int):
-    "Approximate: each query is compared only with the bank vectors of its `probe` nearest cells, one matrix product per cell."
-    n, P = len(q), self.probe
-    cells = torch.cat([torch.addmm((self.centroids**2).sum(1), q[s:s + 16384], self.centroids.T, alpha=-2).topk(P, dim=1, largest=False).indices
-                       for s in range(0, n, 16384)])
-    by_cell = torch.argsort(cells.flatten(), stable=True); queries = by_cell // P  # the queries of each cell, contiguous
-    counts = torch.bincount(cells.flatten(), minlength=len(self.centroids)).tolist()
-    best_d = torch.full((n, k), float('inf'), device=q.device); best_i = torch.zeros(n, k, dtype=torch.long, device=q.device)
-    start = 0
-    for c, cnt in enumerate(counts):
-        a, b = self.offsets[c], self.offsets[c + 1]
-        if cnt == 0 or a == b: start += cnt; continue
-        qi = queries[start:start + cnt]; start += cnt
-        d2 = torch.addmm(self.bank_sq[a:b], q[qi], self.bank[a:b].float().T, alpha=-2)
-        dc, ic = d2.min(1, keepdim=True) if k == 1 else d2.topk(min(k, b - a), dim=1, largest=False)
-        best_d[qi], best_i[qi] = _merge(best_d[qi], best_i[qi], dc, ic + a, k)
-    d = (best_d + (q * q).sum(1, keepdim=True)).clamp_(min=0).sqrt_()
-    short = torch.isinf(d[:, -1]).nonzero()[:, 0]  # the probed cells held fewer than k vectors: search those queries exactly
-    if len(short): d[short], best_i[short] = self._search_flat(q[short], k)
-    return d, best_i
-
-# %% ../nbs/08_memory.ipynb #1ec233fe
-@patch
-def _faiss_index(self:NearestNeighbours):
-    "The faiss index: `IndexFlatL2`, or `IndexIVFFlat` over the same cells (same centroids); on GPU when faiss has one."
-    import faiss
-    xb = np.ascontiguousarray(self.bank.float().cpu().numpy()); d = xb.shape[1]
-    if self.index == 'ivf':
-        self._quantizer = faiss.IndexFlatL2(d); self._quantizer.add(np.ascontiguousarray(self.centroids.cpu().numpy()))
-        self.faiss = faiss.IndexIVFFlat(self._quantizer, d, len(self.centroids)); self.faiss.is_trained = True
-    else: self.faiss = faiss.IndexFlatL2(d)
-    if self.bank.is_cuda and hasattr(faiss, 'StandardGpuResources') and faiss.get_num_gpus() > 0:
-        self._res = faiss.StandardGpuResources(); self.faiss = faiss.index_cpu_to_gpu(self._res, self.bank.device.index or 0, self.faiss)
-    self.faiss.add(xb)
-
-# %% ../nbs/08_memory.ipynb #666ffbfc
-def nearest_rows(x:torch.Tensor, c:torch.Tensor, chunk:int=16384)->torch.Tensor:
-    "For each row of `x`, the index of the nearest row of `c` (squared distances by one matrix product per chunk)."
-    c = c.float(); csq = (c * c).sum(1)
-    return torch.cat([torch.addmm(csq, x[s:s + chunk].float(), c.T, alpha=-2).argmin(1) for s in range(0, len(x), chunk)])
-
-# %% ../nbs/08_memory.ipynb #3b0bace5
-def kmeans(x:torch.Tensor, k:int, iters:int=10, seed:int=0)->tuple:
-    "Lloyd's k-means on the rows of `x`: (centroids k×D, cell of each row), seeded by k-means++ (far-apart rows are likelier starts)."
-    g = torch.Generator().manual_seed(seed); x = x.float()
-    pick = [int(torch.randint(len(x), (), generator=g))]; d2 = (x - x[pick[0]]).pow(2).sum(1)
-    for _ in range(1, k):
-        pick.append(int(torch.multinomial(d2.cpu() + 1e-12, 1, generator=g))); torch.minimum(d2, (x - x[pick[-1]]).pow(2).sum(1), out=d2)
-    c = x[pick].clone()
-    for _ in range(iters):
-        a = nearest_rows(x, c); cnt = torch.bincount(a, minlength=len(c))
-        sums = sum(nnf.one_hot(a[s:s + 16384], len(c)).float().T @ x[s:s + 16384] for s in range(0, len(x), 16384))  # deterministic on GPU too
-        c = torch.where(cnt[:, None] > 0, sums / cnt.clamp(min=1)[:, None], c)  # an empty cell keeps its centroid
-    return c, nearest_rows(x, c)
-
-# %% ../nbs/08_memory.ipynb #f9d52e9d
-def ivf_cells(bank:torch.Tensor, n_cells:int|None=None, seed:int=0)->tuple:
-    "Split `bank` into k-means cells (√M by default, empty ones dropped): (order that sorts the bank by cell, centroids K×D, offsets K+1)."
-    K = max(1, min(len(bank), n_cells or round(math.sqrt(len(bank)))))
-    c, a = kmeans(bank, K, seed=seed)
-    cnt = torch.bincount(a, minlength=len(c)); keep = cnt > 0  # duplicates can leave cells empty: drop them
-    c, a = c[keep], (keep.cumsum(0) - 1)[a]
-    offsets = torch.cat([torch.zeros(1, dtype=torch.long), cnt[keep].cumsum(0).cpu()])
-    return torch.argsort(a, stable=True), c, offsets
-
-# %% ../nbs/08_memory.ipynb #27dacf4a
-def calibrate_probe(nn:NearestNeighbours, queries:torch.Tensor, recall:float=0.999, margin:int=2)->tuple:
-    "Set `nn.probe`: `margin` × the fewest cells per query (doubling from K/32) with which the 'ivf' search finds the exact nearest neighbour of ≥ `recall` of `queries`. Returns (probe, recall at that probe)."
-    q = queries.float().to(nn.bank.device); true = lambda i: (q - nn.bank[i[:, 0]].float()).norm(dim=1)  # distances computed directly
-    exact = true(nn._search_flat(q, 1)[1])
-    def hits(): return (true(nn.search(q, 1)[1].to(q.device)) <= exact * (1 + 1e-4) + 1e-5).float().mean().item()
-    K = len(nn.centroids); p = max(1, K // 32)
-    while True:
-        nn.probe = p; got = hits()
-        if got >= recall or p >= K: break
-        p = min(K, 2 * p)
-    nn.probe = min(K, margin * p)
-    return nn.probe, hits()
-
-# %% ../nbs/08_memory.ipynb #74d4fa66
-def greedy_coreset_cells(x:torch.Tensor, # N×D features
-                         n:int, # how many to select
-                         projection:int|None=128, # run on a random projection to this dimension (None: exact)
-                         seed:int=0, progress:bool=False,
-                         cell_size:int=4096)->torch.Tensor:
-    "Indices of `n` rows of `x` by greedy k-center selection within k-means cells: each pick goes to the cell whose farthest row is farthest from that cell's picks, and only that cell is updated."
-    N = len(x)
-    if not 0 < n <= N: raise TocoadError(f'coreset size must be in 1..{N}, got {n}')
-    K = min(N // cell_size, n // 8)  # at least 8 picks per cell
-    if K < 2: return greedy_coreset(x, n, projection, seed, progress)
-    g = torch.Generator().manual_seed(seed); x = random_projection(x, projection, g)
-    sub = torch.randperm(N, generator=g)[:64 * K].to(x.device)
-    cell = nearest_rows(x, kmeans(x[sub], K, seed=seed)[0])  # centroids from a sample, every row assigned
-    order = torch.argsort(cell, stable=True); xs = x[order]; sq = (xs * xs).sum(1)
-    off = [0] + torch.bincount(cell, minlength=K).cumsum(0).tolist()
-    min_d = torch.full((N,), float('inf'), device=x.device)
-    cell_max = torch.tensor([float('inf') if off[c + 1] > off[c] else -1.0 for c in range(K)], device=x.device)  # empty cells never win
-    cell_arg = [0] * K; idx = torch.empty(n, dtype=torch.long)
-    for i in tqdm(range(n), desc='coreset', disable=not progress, leave=False):
-        c = int(torch.argmax(cell_max)); a, b = off[c], off[c + 1]; j = a + cell_arg[c]
-        idx[i] = order[j]
-        d = torch.minimum(min_d[a:b], (sq[a:b] - 2 * (xs[a:b] @ xs[j]) + sq[j]).clamp_(min=0)); min_d[a:b] = d
-        v, k = d.max(0); cell_max[c] = v; cell_arg[c] = int(k)
-    return idx
-
 # %% ../nbs/08_memory.ipynb #df3ee133
 def reweighted_score(q:torch.Tensor, # N×D test patch features
-                     bank:torch.Tensor, # M×D memory bank
+                     vectors:torch.Tensor, # M×D memory bank vectors
                      nn_dist:torch.Tensor, # N: distance to the nearest bank vector (s', Eq. 8)
                      nn_idx:torch.Tensor, # N: index of that vector c*
-                     bank_knn:torch.Tensor # M×b: each bank vector's b nearest bank vectors (itself first)
+                     neighbours:torch.Tensor # M×b: each bank vector's b nearest bank vectors (itself first)
                     )->torch.Tensor:
     "Eq. 9: the reweighted anomaly score s of each test patch."
-    support = bank[bank_knn[nn_idx]].float()  # N×b×D: N_b(c*)
+    support = vectors[neighbours[nn_idx]].float()  # N×b×D: N_b(c*)
     E = (q.float()[:, None] - support).norm(dim=-1)
     frac = torch.exp(-torch.logsumexp(E - nn_dist[:, None], dim=1))  # exp(s') / Σ exp(E)
     return (1 - frac) * nn_dist
 
 # %% ../nbs/08_memory.ipynb #45009b0f
-CELLS_FROM = 50_000  # from this many training patches on, greedy='auto' selects within k-means cells
+CELLS_FROM = 50_000  # from this many training patches on, coreset_greedy='auto' selects within k-means cells
 
 class MemoryBank:
     "Coreset memory of normal patch features, scored by (reweighted) nearest-neighbour distance."
-    def __init__(self, coreset_ratio:float=0.1, method:str='projected', projection:int=128,
-                 b:int=9, # neighbours in Eq. 9 (0: plain nearest-neighbour distance)
-                 backend:str='torch', seed:int=0,
-                 index:str='auto', # 'flat' (exact search), 'ivf' (k-means cells) or 'auto' ('ivf' from `IVF_FROM` bank vectors on)
-                 dtype:str='float32', # 'float16' halves the bank's memory; distances are still computed in float32
+    config_fields = ('coreset_ratio', 'coreset_method', 'coreset_projection', 'reweight_b', 'knn_backend', 'seed', 'knn_index', 'bank_dtype', 'coreset_greedy')
+    def __init__(self, coreset_ratio:float=0.1, # fraction of the patch features kept (Eq. 7)
+                 coreset_method:str='projected', # greedy on a random projection ('projected') or in the full space ('exact')
+                 coreset_projection:int=128, # dimension of that projection
+                 reweight_b:int=9, # neighbours in Eq. 9 (0: plain nearest-neighbour distance)
+                 knn_backend:str='torch', seed:int=0,
+                 knn_index:str='auto', # 'flat' (exact search), 'ivf' (k-means cells) or 'auto' ('ivf' from `IVF_FROM` bank vectors on)
+                 bank_dtype:str='float32', # 'float16' halves the bank's memory; distances are still computed in float32
                  recall:float=0.999, # 'ivf': the share of held-out normal patches whose exact nearest neighbour it must find
-                 greedy:str='auto'): # 'global' (the exact greedy), 'cells' (greedy within k-means cells) or 'auto' ('cells' from `CELLS_FROM` patches)
-        if b == 1 or b < 0: raise TocoadError(f'MemoryBank: b={b} is not allowed; use 0 (no reweighting) or b >= 2: N_b(c*) starts with c* itself, so with b = 1 Eq. 9 scores every patch 0')
-        self.coreset_ratio, self.method, self.projection, self.b, self.backend, self.seed = coreset_ratio, method, projection, b, backend, seed
-        self.index, self.dtype, self.recall, self.greedy = index, dtype, recall, greedy
-        self.bank = self.bank_knn = self.nn = self.cells = self.probe_recall = self.selected_by = None
+                 coreset_greedy:str='auto'): # 'global' (the exact greedy), 'cells' (greedy within k-means cells) or 'auto' ('cells' from `CELLS_FROM` patches)
+        for k in self.config_fields: setattr(self, k, check_field(k, locals()[k], where='MemoryBank'))  # the config's own checks, under the config's names
+        self.recall = recall
+        self.vectors = self.neighbours = self.knn = self.cells = self.probe_recall = self.selected_by = None
 
     def fit(self, features:torch.Tensor, progress:bool=False)->'MemoryBank':
         "Select the coreset of the N×D `features`, then index it; patches left out of the coreset calibrate the 'ivf' search."
         if len(features) == 0: raise TocoadError('no training features to build the memory bank from')
         n = max(1, int(round(self.coreset_ratio * len(features))))
         if n >= len(features): self.selected_by = 'all'; return self.index_bank(features)
-        select = greedy_coreset_cells if self.greedy == 'cells' or (self.greedy == 'auto' and len(features) >= CELLS_FROM) else greedy_coreset
-        idx = select(features, n, self.projection if self.method == 'projected' else None, self.seed, progress).to(features.device)
+        select = greedy_coreset_cells if self.coreset_greedy == 'cells' or (self.coreset_greedy == 'auto' and len(features) >= CELLS_FROM) else greedy_coreset
+        idx = select(features, n, self.coreset_projection if self.coreset_method == 'projected' else None, self.seed, progress).to(features.device)
         self.selected_by = 'cells' if select is greedy_coreset_cells else 'global'
         rest = torch.ones(len(features), dtype=torch.bool, device=features.device); rest[idx] = False
         rest = rest.nonzero()[:, 0]; held = rest[torch.randperm(len(rest), generator=torch.Generator().manual_seed(self.seed))[:4096].to(rest.device)]
         return self.index_bank(features[idx], features[held])
 
-# %% ../nbs/08_memory.ipynb #a64b5e2c
-IVF_FROM = 4096  # below this many bank vectors, index='auto' searches them all
-
-@patch
-def index_bank(self:MemoryBank, bank:torch.Tensor, queries:torch.Tensor|None=None)->'MemoryBank':
-    "Keep `bank` (sorted by cell for 'ivf', probe calibrated on `queries`; 'auto' without queries searches exactly) and precompute each member's `b` neighbours."
-    bank = bank.float().contiguous(); cells = probe = None
-    self.probe_recall = None
-    if self.index == 'ivf' or (self.index == 'auto' and len(bank) >= IVF_FROM and queries is not None and len(queries)):
-        order, c, off = ivf_cells(bank, seed=self.seed); bank, cells = bank[order.to(bank.device)], (c, off)
-        probe = max(1, len(c) // 8)
-    self.set_bank(bank, None, cells, probe)
-    if cells is not None and queries is not None and len(queries): self.probe_recall = calibrate_probe(self.nn, queries, self.recall)[1]
-    return self
-
 # %% ../nbs/08_memory.ipynb #b8427053
 @patch
-def set_bank(self:MemoryBank, bank:torch.Tensor, bank_knn:torch.Tensor|None=None, cells:tuple|None=None, probe:int|None=None)->'MemoryBank':
-    "Use `bank` as it is (with its cells and probe for 'ivf'); compute the `b` neighbours of each member unless given."
-    self.bank = bank.to(getattr(torch, self.dtype)).contiguous(); self.cells = cells
-    self.nn = NearestNeighbours(self.bank, self.backend, 'ivf' if cells else 'flat', *(cells or (None, None)), probe or 1)
-    b = min(self.b, len(bank)) if len(bank) > 1 else 0  # a one-vector bank has no neighbours to reweight by: plain distance
-    if bank_knn is None and b > 0:  # exact neighbours where that is affordable
-        bank_knn = (NearestNeighbours(self.bank) if len(bank) <= 65536 else self.nn).search(self.bank, b)[1]
-    self.bank_knn = bank_knn if b > 0 else None
+def set_bank(self:MemoryBank, vectors:torch.Tensor, neighbours:torch.Tensor|None=None, cells:tuple|None=None, probe:int|None=None)->'MemoryBank':
+    "Use `vectors` as they are (with their cells and probe for 'ivf'); compute each one's `reweight_b` neighbours unless given."
+    self.vectors = vectors.to(getattr(torch, self.bank_dtype)).contiguous(); self.cells = cells
+    self.knn = NearestNeighbours(self.vectors, self.knn_backend, 'ivf' if cells else 'flat', *(cells or (None, None)), probe or 1)
+    b = min(self.reweight_b, len(vectors)) if len(vectors) > 1 else 0  # a one-vector bank has no neighbours to reweight by: plain distance
+    if neighbours is None and b > 0:  # exact neighbours where that is affordable
+        neighbours = (NearestNeighbours(self.vectors) if len(vectors) <= 65536 else self.knn).search(self.vectors, b)[1]
+    self.neighbours = neighbours if b > 0 else None
+    return self
+
+# %% ../nbs/08_memory.ipynb #a64b5e2c
+IVF_FROM = 4096  # below this many bank vectors, knn_index='auto' searches them all
+
+@patch
+def index_bank(self:MemoryBank, vectors:torch.Tensor, queries:torch.Tensor|None=None)->'MemoryBank':
+    "Keep `vectors` (sorted by cell for 'ivf', probe tuned on `queries`; 'auto' without queries searches exactly) and precompute each one's `reweight_b` neighbours."
+    vectors = vectors.float().contiguous(); cells = probe = None
+    self.probe_recall = None
+    if self.knn_index == 'ivf' or (self.knn_index == 'auto' and len(vectors) >= IVF_FROM and queries is not None and len(queries)):
+        order, c, off = ivf_cells(vectors, seed=self.seed); vectors, cells = vectors[order.to(vectors.device)], (c, off)
+        probe = max(1, len(c) // 8)
+    self.set_bank(vectors, cells=cells, probe=probe)
+    if cells is not None and queries is not None and len(queries): self.probe_recall = tune_probe(self.knn, queries, recall=self.recall)[1]
     return self
 
 # %% ../nbs/08_memory.ipynb #7efd9609
 @patch
-def score(self:MemoryBank, q:torch.Tensor):
+def score(self:MemoryBank, q:torch.Tensor, # N×D query patch features
+          search=None # (q, k) -> (distances, indices): another search of the same vectors (the ONNX graph's); None: the bank's own
+         ):
     "(s', s): raw nearest-neighbour distances (Eq. 8) and reweighted scores (Eq. 9; = s' when b = 0)."
-    if self.bank is None: raise TocoadError('the memory bank is empty: call fit first')
-    d, i = self.nn.search(q, 1); raw = d[:, 0]
-    if self.bank_knn is None: return raw, raw
-    dev = self.bank.device
-    return raw, reweighted_score(q.to(dev), self.bank, raw.to(dev), i[:, 0].to(dev), self.bank_knn)
+    if self.vectors is None: raise TocoadError('the memory bank is empty: call fit first')
+    d, i = (search or self.knn.search)(q, 1); raw = d[:, 0]
+    if self.neighbours is None: return raw, raw
+    dev = self.vectors.device
+    return raw, reweighted_score(q.to(dev), self.vectors, nn_dist=raw.to(dev), nn_idx=i[:, 0].to(dev), neighbours=self.neighbours)
 
 # %% ../nbs/08_memory.ipynb #b50ef636
 @patch
 def state(self:MemoryBank)->dict:
-    "The bank's tensors, to save: the bank, its neighbour table and, for 'ivf', the cells and the probe."
-    t = {'bank': self.bank} | ({'bank_knn': self.bank_knn} if self.bank_knn is not None else {})
-    if self.cells: t |= dict(ivf_centroids=self.cells[0], ivf_offsets=self.cells[1], ivf_probe=torch.tensor([self.nn.probe]))
+    "The bank's tensors, to save (the file's keys): the vectors ('bank'), their neighbour table ('bank_knn') and, for 'ivf', the cells and the probe."
+    t = {'bank': self.vectors} | ({'bank_knn': self.neighbours} if self.neighbours is not None else {})
+    if self.cells: t |= dict(ivf_centroids=self.cells[0], ivf_offsets=self.cells[1], ivf_probe=torch.tensor([self.knn.probe]))
     return {k: v.cpu().contiguous() for k, v in t.items()}
 
 # %% ../nbs/08_memory.ipynb #2b72a472
@@ -359,7 +154,23 @@ def load_state(self:MemoryBank, t:dict, device='cpu')->'MemoryBank':
     "Use the tensors `state` wrote (checked by the caller); a bank saved without cells is searched exactly."
     cells = (t['ivf_centroids'].to(device), t['ivf_offsets']) if 'ivf_centroids' in t else None
     knn = t['bank_knn'].to(device) if 'bank_knn' in t else None
-    return self.set_bank(t['bank'].to(device), knn, cells, int(t['ivf_probe'][0]) if cells else None)
+    return self.set_bank(t['bank'].to(device), knn, cells=cells, probe=int(t['ivf_probe'][0]) if cells else None)
+
+# %% ../nbs/08_memory.ipynb #b0b0b002
+@patch(as_prop=True)
+def size(self:MemoryBank)->int: return 0 if self.vectors is None else len(self.vectors)
+@patch(as_prop=True)
+def search_kind(self:MemoryBank)->str|None: return None if self.knn is None else self.knn.kind
+@patch(as_prop=True)
+def probe(self:MemoryBank)->int|None: return self.knn.probe if self.search_kind == 'ivf' else None
+
+@patch
+@contextlib.contextmanager
+def exact_search(self:MemoryBank):
+    "Within the `with` block, the bank searches every vector exactly (`NearestNeighbours`, 'flat'); its own search comes back after."
+    own = self.knn; self.knn = NearestNeighbours(self.vectors)
+    try: yield self
+    finally: self.knn = own
 
 # %% ../nbs/08_memory.ipynb #936341f4
 def gaussian_smooth(m:torch.Tensor, # B×1×H×W maps
@@ -379,12 +190,6 @@ def anomaly_map(patch_scores:torch.Tensor, # B×h×w patch scores
     m = nnf.interpolate(patch_scores[:, None].float(), size=size, mode=mode, **({'align_corners': False} if mode == 'bilinear' else {}))
     return (gaussian_smooth(m, sigma) if sigma > 0 else m)[:, 0]
 
-# %% ../nbs/08_memory.ipynb #5c0e0002
-def bank_from_config(cfg)->MemoryBank:
-    "The empty `MemoryBank` that config `cfg` describes (coreset, Eq. 9's b, search, dtype)."
-    return MemoryBank(coreset_ratio=cfg.coreset_ratio, method=cfg.coreset_method, projection=cfg.coreset_projection, b=cfg.reweight_b,
-                      backend=cfg.knn_backend, seed=cfg.seed, index=cfg.knn_index, dtype=cfg.bank_dtype, greedy=cfg.coreset_greedy)
-
 # %% ../nbs/08_memory.ipynb #5c0e0003
 @torch.no_grad()
 def embed(F, x:torch.Tensor, # normalised B×3×H×W images, on F's device
@@ -392,7 +197,7 @@ def embed(F, x:torch.Tensor, # normalised B×3×H×W images, on F's device
          )->torch.Tensor:
     "B×C×h×w patch features of images `x` through the feature extractor `F`, as config `cfg` aggregates them."
     with (autocast() if autocast is not None else contextlib.nullcontext()): feats = F(x)
-    return patch_features(feats, cfg.memory_layers, cfg.patch_size, cfg.feature_dim, cfg.patch_pool_pad)
+    return aggregate_patches(feats, cfg.memory_layers, patch_size=cfg.patch_size, feature_dim=cfg.feature_dim, pad=cfg.patch_pool_pad)
 
 # %% ../nbs/08_memory.ipynb #5c0e0006
 def embed_dataset(F, ds, # a dataset whose items hold a normalised 'image'
@@ -405,10 +210,12 @@ def embed_dataset(F, ds, # a dataset whose items hold a normalised 'image'
 
 # %% ../nbs/08_memory.ipynb #5c0e0004
 def score_patches(pf:torch.Tensor, # B×C×h×w patch features
-                  bank:MemoryBank, cfg)->dict:
+                  bank:MemoryBank, cfg, # the bank, and the config's map settings (image_size, map_scores, smoothing_sigma, map_upsample)
+                  search=None # another search of the bank's vectors for Eq. 8 (the ONNX graph's); None: the bank's own
+                 )->dict:
     "Image scores (Eq. 9's max), raw image scores (Eq. 8's max) and B×H×W anomaly maps of patch features `pf`, as config `cfg` maps them."
     B, C, h, w = pf.shape
-    raw, s = bank.score(pf.permute(0, 2, 3, 1).reshape(-1, C))
+    raw, s = bank.score(pf.permute(0, 2, 3, 1).reshape(-1, C), search)
     raw, s = raw.reshape(B, h, w), s.reshape(B, h, w)
     return dict(scores=s.flatten(1).max(1).values, raw_scores=raw.flatten(1).max(1).values,
-                maps=anomaly_map(s if cfg.map_scores == 'reweighted' else raw, hw(cfg.image_size), cfg.smoothing_sigma, cfg.map_upsample))
+                maps=anomaly_map(s if cfg.map_scores == 'reweighted' else raw, hw(cfg.image_size), sigma=cfg.smoothing_sigma, mode=cfg.map_upsample))

@@ -88,16 +88,16 @@ MVTEC_TEXTURES = ('carpet', 'grid', 'leather', 'tile', 'wood')
 def results_table(results:dict, # category -> metrics dict (from evaluate_scores)
                   textures=MVTEC_TEXTURES)->str:
     "A markdown table of image / pixel AUROC (%) per category with texture, object and total averages."
-    fmt = lambda v: '–' if v is None else f'{100 * v:.1f}'
+    num = lambda v: '–' if v is None else f'{100 * v:.1f}'
     rows = ['| category | image AUROC | pixel AUROC | pixel AUPRO |', '|---|---|---|---|']
     def avg(cats, k):
         vals = [results[c].get(k) for c in cats if results[c].get(k) is not None]
         return float(np.mean(vals)) if vals else None
-    for c in sorted(results): rows.append(f"| {c} | {fmt(results[c].get('image_auroc'))} | {fmt(results[c].get('pixel_auroc'))} | {fmt(results[c].get('pixel_aupro'))} |")
+    for c in sorted(results): rows.append(f"| {c} | {num(results[c].get('image_auroc'))} | {num(results[c].get('pixel_auroc'))} | {num(results[c].get('pixel_aupro'))} |")
     groups = [('texture avg.', [c for c in results if c in textures]), ('object avg.', [c for c in results if c not in textures]), ('total avg.', list(results))]
     for name, cats in groups:
         if cats and len(cats) < len(results) or name == 'total avg.':
-            rows.append(f"| **{name}** | {fmt(avg(cats, 'image_auroc'))} | {fmt(avg(cats, 'pixel_auroc'))} | {fmt(avg(cats, 'pixel_aupro'))} |")
+            rows.append(f"| **{name}** | {num(avg(cats, 'image_auroc'))} | {num(avg(cats, 'pixel_auroc'))} | {num(avg(cats, 'pixel_aupro'))} |")
     return '\n'.join(rows)
 
 # %% ../nbs/09_metrics.ipynb #33aac761

@@ -18,8 +18,10 @@ from PIL import Image
 from .data import AnomalyDataset, Sample, read_image, check_samples, expand_images
 from .backbone import FeatureExtractor, save_backbone
 from .runtime import Runtime
-from .training import train_tocoad, create_part, weight_change, feature_similarity
-from .memory import MemoryBank, anomaly_map, bank_from_config, embed, embed_dataset, score_patches
+from .parts import create_part
+from .training import train_tocoad, weight_change, feature_similarity
+from . import memory  # memory.embed: the model's own embed (below) is the same through its F
+from .memory import MemoryBank, anomaly_map, embed_dataset, score_patches
 from .validation import validation_split, Guard
 from .metrics import evaluate_scores, best_f1_threshold
 
@@ -56,7 +58,7 @@ def as_samples(samples)->list[Sample]:
     samples = list(samples)
     if samples and all(isinstance(s, Sample) for s in samples): return samples
     if not all(isinstance(s, (str, Path)) for s in samples): raise TocoadError('fit takes Samples, or a folder, a glob or a list of image paths')
-    return [Sample(p, 0, 'good') for p in expand_images([str(s) for s in samples])]
+    return [Sample(p, 0, defect='good') for p in expand_images([str(s) for s in samples])]
 
 # %% ../nbs/10_model.ipynb #60eb57c3
 def _gather_in_order(x:torch.Tensor, rt:Runtime, n_total:int)->torch.Tensor:
@@ -76,25 +78,78 @@ class ToCoAD:
                  runtime:Runtime|None=None # device, autocast, processes (None: from `cfg` when first needed)
                 ):
         self.cfg, self._rt = cfg or ToCoADConfig(), runtime
-        self.F = self.transform = None; self.parts = {}; self.history, self.timings, self.drift, self.report = [], {}, {}, {}
-        self.bank, self.thresholds = bank_from_config(self.cfg), None
+        self.F = self.transform = None; self.trained = {}; self.history, self.timings, self.drift, self.report = [], {}, {}, {}
+        self.bank, self.thresholds = create_part('bank', self.cfg), None
 
     @property
     def runtime(self)->Runtime:
         "Where the model runs; made from the config when first needed."
-        if self._rt is None: self._rt = Runtime(self.cfg.device, self.cfg.amp)
+        if self._rt is None: self._rt = create_part('runtime', self.cfg)
         return self._rt
 
 # %% ../nbs/10_model.ipynb #3a48b653
 @patch
 def use_extractor(self:ToCoAD, F_trained:FeatureExtractor)->ToCoAD:
     "Use `F_trained` (cut after the memory layers, frozen) as the model's F."
-    F = FeatureExtractor(self.cfg.backbone, 'random', self.cfg.memory_layers)
-    own = F.body.state_dict(); F.body.load_state_dict({k: v for k, v in F_trained.body.state_dict().items() if k in own})
-    F.mean, F.std, F.weights = F_trained.mean, F_trained.std, F_trained.weights
-    self.F = self.runtime.prepare(F).eval().requires_grad_(False)
-    self.transform = create_part('transform', self.cfg, F)
+    self.F = create_part('F_memory', self.cfg, F=F_trained, runtime=self.runtime)
+    self.transform = create_part('transform', self.cfg, F=self.F)
     return self
+
+# %% ../nbs/10_model.ipynb #673f7d63
+@patch
+def embed(self:ToCoAD, x:torch.Tensor)->torch.Tensor:
+    "B×C×h×w patch features of normalised images `x` (`memory.embed` through the model's F)."
+    return memory.embed(self.F, self.runtime.to(x), self.cfg, self.runtime.autocast)
+
+# %% ../nbs/10_model.ipynb #fc7f2f9f
+@patch
+def eval_loader(self:ToCoAD, ds, batch_size:int|None=None)->DataLoader:
+    "An in-order loader over dataset `ds` with the config's batch size and workers."
+    return DataLoader(ds, batch_size=batch_size or self.cfg.batch_size, shuffle=False, num_workers=self.cfg.num_workers, pin_memory=self.runtime.cuda)
+
+# %% ../nbs/10_model.ipynb #418fc27d
+@patch
+def embed_samples(self:ToCoAD, samples:list[Sample], progress:bool=False)->torch.Tensor:
+    "N×C×h×w patch features of `samples`, in order, on the CPU (`memory.embed_dataset`)."
+    return embed_dataset(self.F, AnomalyDataset(samples, self.transform), cfg=self.cfg, rt=self.runtime, progress=progress)
+
+# %% ../nbs/10_model.ipynb #b2e3e2b7
+@patch
+def holdout_thresholds(self:ToCoAD, feats:torch.Tensor)->dict|None:
+    "Image and pixel thresholds from held-out training images, scored against a first bank of the others (None when too few)."
+    c = self.cfg; n = len(feats); k = int(round(c.threshold_holdout * n))
+    if k < 1 or n - k < 1: return None
+    held = torch.linspace(0, n - 1, k).round().long().unique(); rest = torch.ones(n, dtype=torch.bool); rest[held] = False
+    C, h, w = feats.shape[1:]; flat = lambda f: f.permute(0, 2, 3, 1).reshape(-1, C)
+    raw, s = create_part('bank', c).fit(flat(feats[rest.to(feats.device)])).score(flat(feats[held.to(feats.device)]))
+    s, raw = s.reshape(-1, h, w), raw.reshape(-1, h, w)
+    scores = s.flatten(1).max(1).values.cpu().numpy()
+    maps = anomaly_map(s if c.map_scores == 'reweighted' else raw, hw(c.image_size), sigma=c.smoothing_sigma, mode=c.map_upsample).cpu().numpy()
+    return dict(image=float(np.quantile(scores, c.threshold_quantile)), pixel=float(np.quantile(maps, c.pixel_threshold_quantile)),
+                rule=f'quantiles {c.threshold_quantile} (image) and {c.pixel_threshold_quantile} (pixel) of {len(held)} held-out normal training images',
+                held_out_scores=[float(v) for v in scores])
+
+# %% ../nbs/10_model.ipynb #b5c2a79d
+@patch
+def fit_bank(self:ToCoAD, samples:list[Sample], progress:bool=True)->ToCoAD:
+    "Build the memory bank from the current F's patch features of `samples` (all processes' shares gathered)."
+    rt = self.runtime; t1 = time.perf_counter()
+    feats = self.embed_samples(samples[rt.rank::rt.world], progress and rt.main)
+    feats = _gather_in_order(feats.to(rt.device), rt, n_total=len(samples))
+    self.grid = tuple(feats.shape[-2:]); self.thresholds = self.holdout_thresholds(feats)
+    flat = feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])
+    t2 = time.perf_counter(); self.bank.fit(flat.to(rt.device), progress and rt.main)
+    self.timings.update(features_s=t2 - t1, coreset_s=time.perf_counter() - t2, n_patches=len(flat), bank_size=self.bank.size,
+                        coreset_greedy=self.bank.selected_by, knn_index=self.bank.search_kind, knn_probe=self.bank.probe, knn_probe_recall=self.bank.probe_recall)
+    return self
+
+# %% ../nbs/10_model.ipynb #c215a7a7
+@patch
+def _measure_drift(self:ToCoAD, F_trained:FeatureExtractor, samples:list[Sample], n:int=8)->dict:
+    "How far training moved F: weight change per layer and memory-layer feature cosine on `n` training images."
+    F0 = create_part('F', self.cfg, runtime=self.runtime).eval(); tfm = create_part('transform', self.cfg, F=F0)
+    x = self.runtime.to(torch.stack([AnomalyDataset(samples[:n], tfm)[i]['image'] for i in range(min(n, len(samples)))]))
+    return dict(weight_change=weight_change(F0, F_trained), feature_cosine=feature_similarity(F0, F_trained, x=x, layers=self.cfg.memory_layers))
 
 # %% ../nbs/10_model.ipynb #41dc9c19
 @patch
@@ -105,72 +160,16 @@ def fit(self:ToCoAD, samples, # normal training images: `Sample`s, or a folder, 
        )->ToCoAD:
     "Train the configured stages on `samples` (a held-out share validates them, 09a_validation), then build the memory bank from all of them."
     samples = as_samples(samples); c = self.cfg
-    if check: check_samples(samples, c.image_size, c.resize if c.crop else None)
+    if check: check_samples(samples, c.image_size, resize=c.resize if c.crop else None)
     train, held = validation_split(samples, c.val_holdout) if c.stages != 'none' else (samples, [])
-    guard = Guard(c, train, held, self.runtime) if held and c.stages != 'none' and c.stage2_epochs > 0 else None
+    guard = Guard(c, train, held=held, rt=self.runtime) if held and c.stages != 'none' and c.stage2_epochs > 0 else None
     t0 = time.perf_counter()
-    F, D, self.history, self.report = train_tocoad(c, train, Path(out_dir)/'checkpoints' if out_dir else None, resume, progress, self.runtime,
-                                                   held=held, guard=guard)
+    F, D, self.history, self.report = train_tocoad(c, train, out_dir=Path(out_dir)/'checkpoints' if out_dir else None, resume=resume, progress=progress,
+                                                   rt=self.runtime, held=held, guard=guard)
     self.timings['train_s'] = time.perf_counter() - t0
     if c.stages != 'none': self.drift = self._measure_drift(F, samples)
-    self.parts = {k: m.cpu() for k, m in (('F', F), ('D', D)) if m is not None and c.stages != 'none'}
+    self.trained = {k: m.cpu() for k, m in (('F', F), ('D', D)) if m is not None and c.stages != 'none'}  # for looking at: the whole F, stage I's D
     return self.use_extractor(F).fit_bank(samples, progress)
-
-# %% ../nbs/10_model.ipynb #c215a7a7
-@patch
-def _measure_drift(self:ToCoAD, F_trained:FeatureExtractor, samples:list[Sample], n:int=8)->dict:
-    "How far training moved F: weight change per layer and memory-layer feature cosine on `n` training images."
-    F0 = create_part('F', self.cfg, rt=self.runtime).eval(); tfm = create_part('transform', self.cfg, F0)
-    x = self.runtime.to(torch.stack([AnomalyDataset(samples[:n], tfm)[i]['image'] for i in range(min(n, len(samples)))]))
-    return dict(weight_change=weight_change(F0, F_trained), feature_cosine=feature_similarity(F0, F_trained, x, self.cfg.memory_layers))
-
-# %% ../nbs/10_model.ipynb #673f7d63
-@patch
-def patch_features(self:ToCoAD, x:torch.Tensor)->torch.Tensor:
-    "B×C×h×w patch features of normalised images `x` (`memory.embed` through the model's F)."
-    return embed(self.F, self.runtime.to(x), self.cfg, self.runtime.autocast)
-
-# %% ../nbs/10_model.ipynb #fc7f2f9f
-@patch
-def loader(self:ToCoAD, ds, batch_size:int|None=None)->DataLoader:
-    "An in-order loader over dataset `ds` with the config's batch size and workers."
-    return DataLoader(ds, batch_size=batch_size or self.cfg.batch_size, shuffle=False, num_workers=self.cfg.num_workers, pin_memory=self.runtime.cuda)
-
-# %% ../nbs/10_model.ipynb #418fc27d
-@patch
-def features(self:ToCoAD, samples:list[Sample], progress:bool=False)->torch.Tensor:
-    "N×C×h×w patch features of `samples`, in order, on the CPU (`memory.embed_dataset`)."
-    return embed_dataset(self.F, AnomalyDataset(samples, self.transform), self.cfg, self.runtime, progress)
-
-# %% ../nbs/10_model.ipynb #b5c2a79d
-@patch
-def fit_bank(self:ToCoAD, samples:list[Sample], progress:bool=True)->ToCoAD:
-    "Build the memory bank from the current F's patch features of `samples` (all processes' shares gathered)."
-    rt = self.runtime; t1 = time.perf_counter()
-    feats = self.features(samples[rt.rank::rt.world], progress and rt.main)
-    feats = _gather_in_order(feats.to(rt.device), rt, len(samples))
-    self.grid = tuple(feats.shape[-2:]); self.thresholds = self.holdout_thresholds(feats)
-    flat = feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])
-    t2 = time.perf_counter(); self.bank.fit(flat.to(rt.device), progress and rt.main)
-    self.timings.update(features_s=t2 - t1, coreset_s=time.perf_counter() - t2, n_patches=len(flat), bank_size=len(self.bank.bank),
-                        coreset_greedy=self.bank.selected_by, knn_index=self.bank.nn.index, knn_probe=getattr(self.bank.nn, 'probe', None), knn_probe_recall=self.bank.probe_recall)
-    return self
-
-# %% ../nbs/10_model.ipynb #b2e3e2b7
-@patch
-def holdout_thresholds(self:ToCoAD, feats:torch.Tensor)->dict|None:
-    "Image and pixel thresholds from held-out training images, scored against a first bank of the others (None when too few)."
-    c = self.cfg; n = len(feats); k = int(round(c.threshold_holdout * n))
-    if k < 1 or n - k < 1: return None
-    held = torch.linspace(0, n - 1, k).round().long().unique(); rest = torch.ones(n, dtype=torch.bool); rest[held] = False
-    C, h, w = feats.shape[1:]; flat = lambda f: f.permute(0, 2, 3, 1).reshape(-1, C)
-    raw, s = bank_from_config(c).fit(flat(feats[rest.to(feats.device)])).score(flat(feats[held.to(feats.device)]))
-    s, raw = s.reshape(-1, h, w), raw.reshape(-1, h, w)
-    scores = s.flatten(1).max(1).values.cpu().numpy()
-    maps = anomaly_map(s if c.map_scores == 'reweighted' else raw, hw(c.image_size), c.smoothing_sigma, c.map_upsample).cpu().numpy()
-    return dict(image=float(np.quantile(scores, c.threshold_quantile)), pixel=float(np.quantile(maps, c.pixel_threshold_quantile)),
-                rule=f'quantiles {c.threshold_quantile} (image) and {c.pixel_threshold_quantile} (pixel) of {len(held)} held-out normal training images',
-                held_out_scores=[float(v) for v in scores])
 
 # %% ../nbs/10_model.ipynb #e61da43c
 @patch
@@ -179,7 +178,7 @@ def score_features(self:ToCoAD, pf:torch.Tensor, # B×C×h×w patch features
                    bank:MemoryBank|None=None # None: the model's own; the inference panel hands in others
                   )->dict:
     "Image scores (Eq. 9's max), raw image scores (Eq. 8's max) and anomaly maps (B×H×W) of patch features `pf` (`memory.score_patches`), on the CPU."
-    return {k: v.cpu() for k, v in score_patches(pf, bank or self.bank, self.cfg).items()}
+    return {k: v.cpu() for k, v in score_patches(pf, bank or self.bank, cfg=self.cfg).items()}
 
 # %% ../nbs/10_model.ipynb #13fe505c
 @torch.no_grad()
@@ -187,7 +186,7 @@ def _predict_tensor(self:ToCoAD, x:torch.Tensor)->dict:
     H, W = hw(self.cfg.image_size)
     if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != (H, W):
         raise TocoadError(f'predict expects normalised B×3×{H}×{W} tensors (or image files, which it resizes), got shape {tuple(x.shape)}')
-    out = self.score_features(self.patch_features(x))
+    out = self.score_features(self.embed(x))
     if self.thresholds:  # the decisions: 1.0 is the threshold
         t = self.thresholds; out.update(is_defective=out['scores'] >= t['image'], normalized_scores=out['scores'] / t['image'], pred_masks=out['maps'] >= t['pixel'])
     return out
@@ -209,8 +208,8 @@ def predict(self:ToCoAD, images, # a normalised B×3×H×W tensor, or what `as_i
 @patch
 def __repr__(self:ToCoAD)->str:
     c, b = self.cfg, self.bank
-    bank = 'not fitted' if b.bank is None else f'bank {len(b.bank)}×{b.bank.shape[1]} {str(b.bank.dtype).split(".")[-1]}, search ' + (
-        f'ivf {b.nn.probe}/{len(b.cells[0])} cells' if b.cells else 'exact')
+    bank = 'not fitted' if b.vectors is None else f'bank {b.size}×{b.vectors.shape[1]} {str(b.vectors.dtype).split(".")[-1]}, search ' + (
+        f'ivf {b.probe}/{len(b.cells[0])} cells' if b.cells else 'exact')
     th = f", thresholds image {self.thresholds['image']:.4g} pixel {self.thresholds['pixel']:.4g}" if self.thresholds else ''
     return f'ToCoAD(backbone={c.backbone!r}, stages={c.stages!r}, image_size={c.image_size}, memory_layers={list(c.memory_layers)}, {bank}{th})'
 
@@ -220,13 +219,13 @@ def evaluate(self:ToCoAD, samples:list[Sample], progress:bool=True)->dict:
     "All metrics on the test `samples`; keeps labels, scores, masks and maps in `self.last_eval`."
     if not samples: raise TocoadError('the test set is empty: nothing to evaluate')
     ds = AnomalyDataset(samples, self.transform); t0 = time.perf_counter(); parts = []
-    for b in tqdm(self.loader(ds), desc='evaluate', disable=not progress, leave=False):
+    for b in tqdm(self.eval_loader(ds), desc='evaluate', disable=not progress, leave=False):
         p = _predict_tensor(self, b['image'])
         parts.append(dict(p, masks=b['mask'][:, 0] > 0.5, labels=b['label'], defects=b['defect'], paths=b['path'], has_mask=b['has_mask']))
     dt = time.perf_counter() - t0
     ev = {k: (torch.cat([p[k] for p in parts]) if torch.is_tensor(parts[0][k]) else sum((list(p[k]) for p in parts), [])) for k in parts[0]}
     self.last_eval = ev
-    res = evaluate_scores(ev['labels'], ev['scores'], ev['masks'], ev['maps'], ev['defects'], ev['has_mask'].numpy())
+    res = evaluate_scores(ev['labels'], ev['scores'], masks=ev['masks'], maps=ev['maps'], defects=ev['defects'], has_mask=ev['has_mask'].numpy())
     res['raw_image_auroc'] = evaluate_scores(ev['labels'], ev['raw_scores'])['image_auroc']
     res['predict_images_per_s'] = len(ds) / dt
     return res
@@ -281,39 +280,47 @@ def save(self:ToCoAD, path:str|Path)->Path:
     atomic_write(path/'bank.safetensors', save(self.bank.state()))
     save_json(path/'model.json', dict(format=MODEL_FORMAT, tocoad_version=tocoad.__version__, config=self.cfg.to_dict(),
                                       mean=list(self.F.mean), std=list(self.F.std), grid=list(self.grid),
-                                      bank_shape=list(self.bank.bank.shape), timings=self.timings, thresholds=self.thresholds))
+                                      bank_shape=list(self.bank.vectors.shape), timings=self.timings, thresholds=self.thresholds))
     return path
 
-# %% ../nbs/10_model.ipynb #768f6aa9
-@patch(cls_method=True)
-def load(cls:ToCoAD, path:str|Path, device=None)->ToCoAD:
-    "Load a model folder written by `save` (never unpickles)."
-    from safetensors.torch import load_file
-    path = Path(path)
+# %% ../nbs/10_model.ipynb #1d1d0001
+def _read_model_json(path:Path)->dict:
+    "The checked `model.json` of model folder `path`, after checking the folder holds a whole model of this format."
     if not path.is_dir(): raise TocoadError(f'model folder {path} does not exist')
     if not (path/'model.json').is_file() and (path/'model'/'model.json').is_file():
         raise TocoadError(f'{path} is the output folder of a run; the model is in {path/"model"}: pass --model {path/"model"}')
     for f in ('model.json', 'backbone.safetensors', 'bank.safetensors'):
         if not (path/f).is_file(): raise TocoadError(f'model folder {path} is missing {f}: it is incomplete; save the model again')
     info = load_json(path/'model.json')
-    if info.get('format') != MODEL_FORMAT:
-        raise TocoadError(f'{path/"model.json"} has model format {info.get("format")!r}, this tocoad ({tocoad.__version__}) reads format {MODEL_FORMAT}; use the tocoad version that wrote it ({info.get("tocoad_version")})')
+    if not isinstance(info, dict) or info.get('format') != MODEL_FORMAT:
+        got = info.get('format') if isinstance(info, dict) else None
+        raise TocoadError(f'{path/"model.json"} has model format {got!r}, this tocoad ({tocoad.__version__}) reads format {MODEL_FORMAT}; use the tocoad version that wrote it ({info.get("tocoad_version") if isinstance(info, dict) else None})')
     _check_model_json(info, path/'model.json')
-    cfg = ToCoADConfig.from_dict({**FORMER_DEFAULTS, **info['config'], 'device': device if device is not None else info['config'].get('device')})
-    m = cls(cfg)
-    F = FeatureExtractor(cfg.backbone, str(path/'backbone.safetensors'), cfg.memory_layers)
-    F.mean, F.std = tuple(info['mean']), tuple(info['std'])
-    m.use_extractor(F)
+    return info
+
+# %% ../nbs/10_model.ipynb #1d1d0002
+def _read_bank(path:Path, info:dict)->dict:
+    "The checked tensors of `bank.safetensors` in model folder `path`, which must match its `model.json` `info`."
+    from safetensors.torch import load_file
     try: t = load_file(str(path/'bank.safetensors'))
     except Exception as e: raise TocoadError(f'{path/"bank.safetensors"} is not a valid safetensors file ({e})') from None
     if 'bank' not in t or list(t['bank'].shape) != info['bank_shape']:
         raise TocoadError(f'{path/"bank.safetensors"} does not match {path/"model.json"} (bank shape {info["bank_shape"]}); the folder mixes files of different models')
     _check_bank(t, path/'bank.safetensors')
-    dev = m.runtime.device
-    m.bank.load_state(t, dev)
-    m.grid, m.timings = tuple(info['grid']), info.get('timings', {})
-    t = info.get('thresholds')
-    if t is not None and not (isinstance(t, dict) and all(isinstance(t.get(k), (int, float)) and t[k] > 0 for k in ('image', 'pixel'))):
-        raise TocoadError(f'{path/"model.json"}: thresholds {t!r} are not two positive numbers: the file was edited; fit or calibrate again')
-    m.thresholds = t
+    th = info.get('thresholds')
+    if th is not None and not (isinstance(th, dict) and all(isinstance(th.get(k), (int, float)) and th[k] > 0 for k in ('image', 'pixel'))):
+        raise TocoadError(f'{path/"model.json"}: thresholds {th!r} are not two positive numbers: the file was edited; fit or calibrate again')
+    return t
+
+# %% ../nbs/10_model.ipynb #768f6aa9
+@patch(cls_method=True)
+def load(cls:ToCoAD, path:str|Path, device=None)->ToCoAD:
+    "Load a model folder written by `save` (never unpickles; the weights come only from the folder)."
+    path = Path(path); info = _read_model_json(path); t = _read_bank(path, info)
+    cfg = ToCoADConfig.from_dict({**FORMER_DEFAULTS, **info['config'], 'device': device if device is not None else info['config'].get('device')})
+    m = cls(cfg)
+    F = create_part('F_memory', cfg, weights=path/'backbone.safetensors')
+    F.mean, F.std = tuple(info['mean']), tuple(info['std'])
+    m.use_extractor(F); m.bank.load_state(t, m.runtime.device)
+    m.grid, m.timings, m.thresholds = tuple(info['grid']), info.get('timings', {}), info.get('thresholds')
     return m

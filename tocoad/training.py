@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_training.ipynb #af471c37
 from __future__ import annotations
-import json, math, time
+import math, time
 from typing import NamedTuple
 from pathlib import Path
 import numpy as np
@@ -15,21 +15,21 @@ from torch.utils.data import Dataset
 import torchvision.transforms.v2 as T
 from tqdm.auto import tqdm
 from sklearn.metrics import roc_auc_score
-from .core import TocoadError, ToCoADConfig, LAYERS, hw, seed_everything, atomic_write
-from .runtime import Runtime
+from .core import TocoadError, ToCoADConfig, hw
+from .runtime import Runtime, average_buffers
+from .checkpoints import save_checkpoint, has_checkpoint, load_checkpoint
 from .data import AnomalyDataset, ImageTransform, Sample
-from .generators import make_generator
 from .backbone import FeatureExtractor
 from .losses import make_mask_loss, ncl_loss
 from .discriminator import DiscriminativeNetwork
 from .contrastive import ContrastiveHead, MomentumTarget, contrastive_loss
+from .parts import create_part
 
 # %% auto #0
-__all__ = ['CHECKPOINT', 'PARTS', 'augmentation_set', 'StageDataset', 'save_checkpoint', 'has_checkpoint', 'load_checkpoint',
-           'average_buffers', 'run_stage', 'FeaturePool', 'train_stage1', 'FineTuned', 'set_batchnorm',
-           'recalibrate_batchnorm', 'train_stage2', 'generator_from_config', 'initial_extractor', 'create_part',
-           'probe_discriminator', 'plot_probe', 'Trained', 'train_tocoad', 'plot_history', 'changed_parameters',
-           'parameter_layers', 'weight_change', 'feature_similarity', 'plot_drift']
+__all__ = ['augmentation_set', 'StageDataset', 'run_stage', 'FeaturePool', 'train_stage1', 'FineTuned', 'set_batchnorm',
+           'recalibrate_batchnorm', 'ncl_step', 'as_scored', 'guarded_epochs', 'train_stage2', 'StageParts',
+           'stage_parts', 'probe_discriminator', 'plot_probe', 'Trained', 'train_tocoad', 'plot_history',
+           'changed_parameters', 'parameter_layers', 'weight_change', 'feature_similarity', 'plot_drift']
 
 # %% ../nbs/07_training.ipynb #bf2a223a
 def augmentation_set(size:int|tuple)->T.Compose:
@@ -68,82 +68,46 @@ class StageDataset(Dataset):
             out['views'] = torch.stack([norm(self.augment(x)) for _ in range(self.views)])
         return out
 
-# %% ../nbs/07_training.ipynb #7831b664
-def _flatten_optimizer(opt:torch.optim.Optimizer):
-    sd = opt.state_dict(); tensors, scalars = {}, {}
-    for idx, st in sd['state'].items():
-        for k, v in st.items():
-            if torch.is_tensor(v): tensors[f'{idx}.{k}'] = v
-            else: scalars[f'{idx}.{k}'] = v
-    return tensors, {'param_groups': sd['param_groups'], 'scalars': scalars}
-
-# %% ../nbs/07_training.ipynb #a6b28ee8
-def _unflatten_optimizer(tensors:dict, meta:dict)->dict:
-    state = {}
-    for key, v in list(tensors.items()) + list(meta['scalars'].items()):
-        idx, k = key.split('.', 1); state.setdefault(int(idx), {})[k] = v
-    return {'state': state, 'param_groups': meta['param_groups']}
-
-# %% ../nbs/07_training.ipynb #1fb5e084
-CHECKPOINT = 'checkpoint.safetensors'
-
-def save_checkpoint(path:str|Path, # folder of the checkpoint
-                    modules:dict, # name -> nn.Module
-                    optimizer:torch.optim.Optimizer|None=None, meta:dict|None=None)->Path:
-    "Write `modules`' weights, the optimiser state and `meta` (JSON-able) as one file, atomically, into folder `path`."
-    from safetensors.torch import save
-    path = Path(path); tensors = {}
-    for name, m in modules.items():
-        for k, v in m.state_dict().items(): tensors[f'{name}/{k}'] = v.detach().cpu().contiguous()
-    opt_meta = None
-    if optimizer is not None:
-        ot, opt_meta = _flatten_optimizer(optimizer)
-        tensors.update({f'optimizer/{k}': v.detach().cpu().contiguous() for k, v in ot.items()})
-    info = json.dumps({'meta': meta or {}, 'optimizer': opt_meta, 'modules': sorted(modules)})
-    atomic_write(path/CHECKPOINT, save(tensors, metadata={'tocoad_checkpoint': info}))
-    return path
-
-# %% ../nbs/07_training.ipynb #f649b514
-def has_checkpoint(path:str|Path)->bool:
-    "True when folder `path` holds a checkpoint (refusing one written by an older tocoad)."
-    path = Path(path)
-    if (path/'checkpoint.json').is_file() and not (path/CHECKPOINT).is_file():
-        raise TocoadError(f'{path} holds a checkpoint of an older tocoad (checkpoint.json + tensors.safetensors); resume it with that version or start a new --out')
-    return (path/CHECKPOINT).is_file()
-
-# %% ../nbs/07_training.ipynb #81369d25
-def load_checkpoint(path:str|Path, modules:dict, optimizer=None, map_location='cpu')->dict:
-    "Load a checkpoint written by `save_checkpoint` into `modules` (and `optimizer`); returns its meta."
-    from safetensors import safe_open
-    f = Path(path)/CHECKPOINT
-    if not f.is_file(): raise TocoadError(f'{f} does not exist: there is no checkpoint in {path}')
-    try:
-        with safe_open(str(f), 'pt', device=str(map_location)) as st:
-            info = json.loads((st.metadata() or {})['tocoad_checkpoint']); tensors = {k: st.get_tensor(k) for k in st.keys()}
-    except Exception as e: raise TocoadError(f'{f} is not a valid tocoad checkpoint ({type(e).__name__}: {str(e)[:120]}); delete it to start over') from None
-    for name, m in modules.items():
-        sd = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + '/')}
-        if not sd: raise TocoadError(f'checkpoint {path} has no weights for {name!r} (it has {info.get("modules")})')
-        try: m.load_state_dict(sd)
-        except RuntimeError as e: raise TocoadError(f'checkpoint {path}: weights for {name!r} do not fit this model ({str(e).splitlines()[0]}); was it made with another config?') from None
-    if optimizer is not None and info.get('optimizer'):
-        ot = {k[len('optimizer/'):]: v for k, v in tensors.items() if k.startswith('optimizer/')}
-        optimizer.load_state_dict(_unflatten_optimizer(ot, info['optimizer']))
-    return info['meta']
-
 # %% ../nbs/07_training.ipynb #8d91d373
 def _lr_schedule(opt, cfg:ToCoADConfig, stage:int, epochs:int):
     if stage == 1: return torch.optim.lr_scheduler.MultiStepLR(opt, [max(1, int(m * epochs)) for m in cfg.lr_milestones], cfg.lr_gamma)
     return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
 
-# %% ../nbs/07_training.ipynb #0e915f70
-def average_buffers(m:nn.Module, world:int):
-    "All-reduce the floating-point buffers (batch-norm statistics) of `m` to their mean over processes."
-    for b in m.buffers():
-        if b.is_floating_point(): dist.all_reduce(b); b.div_(world)
+# %% ../nbs/07_training.ipynb #7a7a0001
+def _optimizer(stage:int, params:list, cfg:ToCoADConfig):
+    "Stage I: Adam; stage II: SGD with momentum and weight decay (§4.1.3)."
+    if stage == 1: return torch.optim.Adam(params, lr=cfg.stage1_lr)
+    return torch.optim.SGD(params, lr=cfg.stage2_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+def _resume(ck:Path, modules:dict, opt, sched, cfg:ToCoADConfig, rt:Runtime, state:dict|None, epochs:int)->tuple[list, int]:
+    "Load the stage checkpoint in `ck` into modules, optimiser, schedule and `state`: (history so far, first epoch to run)."
+    meta = load_checkpoint(ck, modules, optimizer=opt, map_location=rt.device)
+    saved = ToCoADConfig.from_dict(meta['config']).replace(device=cfg.device, num_workers=cfg.num_workers)  # those may change
+    if saved != cfg: raise TocoadError(f'cannot resume from {ck}: it was made with another config; use a new --out folder')
+    sched.load_state_dict(meta['scheduler'])
+    if hasattr(sched, 'milestones'): sched.milestones = type(sched.milestones)({int(k): v for k, v in sched.milestones.items()})  # JSON made the keys strings
+    if state is not None: state.update(meta.get('state', {}))
+    return meta['history'], (epochs if meta.get('stopped') else meta['epoch'] + 1)
+
+# %% ../nbs/07_training.ipynb #7a7a0002
+def _run_epoch(stage:int, epoch:int, step_fn, opt, dataset, cfg:ToCoADConfig, rt:Runtime, history:list, progress:bool, after_step, on_step):
+    "One epoch of optimizer steps, each recorded in `history`; the progress bar shows the loss and images/s."
+    dataset.epoch = epoch; t0, n = time.perf_counter(), 0
+    loader = rt.train_loader(dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed, epoch=epoch)
+    epochs = cfg.stage1_epochs if stage == 1 else cfg.stage2_epochs
+    bar = tqdm(loader, desc=f'stage {"I" if stage == 1 else "II"} epoch {epoch + 1}/{epochs}', disable=not (progress and rt.main), leave=False)
+    for batch in bar:
+        losses = step_fn(batch)
+        opt.zero_grad(set_to_none=True); losses['loss'].backward(); opt.step()
+        if after_step is not None: after_step()
+        n += len(batch['mask' if 'mask' in batch else 'views']) * rt.world
+        rec = {k: round(float(v.detach()), 5) for k, v in losses.items()}
+        history.append(dict(stage=stage, epoch=epoch, lr=opt.param_groups[0]['lr'], **rec))
+        if on_step is not None: on_step(len(history))
+        bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f'{n / (time.perf_counter() - t0):.1f}')
 
 # %% ../nbs/07_training.ipynb #73b7a538
-def run_stage(stage:int, step_fn, modules:dict, params:list, dataset:Dataset, cfg:ToCoADConfig, rt:Runtime,
+def run_stage(stage:int, step_fn, *, modules:dict, params:list, dataset:Dataset, cfg:ToCoADConfig, rt:Runtime,
               out_dir:str|Path|None=None, resume:bool=False, progress:bool=True, after_step=None, on_step=None,
               on_epoch=None, state:dict|None=None)->list:
     """Train `params` for stage `stage` by calling `step_fn(batch) -> dict of losses` on each batch; returns the history.
@@ -151,38 +115,18 @@ def run_stage(stage:int, step_fn, modules:dict, params:list, dataset:Dataset, cf
     `on_epoch(epoch) -> bool` (if given) is called after each epoch, before its checkpoint; True ends the stage early.
     `state` (a JSON-able dict, if given) is saved in every checkpoint and restored on resume."""
     epochs = cfg.stage1_epochs if stage == 1 else cfg.stage2_epochs
-    opt = (torch.optim.Adam(params, lr=cfg.stage1_lr) if stage == 1 else
-           torch.optim.SGD(params, lr=cfg.stage2_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay))
-    sched = _lr_schedule(opt, cfg, stage, epochs)
+    opt = _optimizer(stage, params, cfg=cfg); sched = _lr_schedule(opt, cfg, stage=stage, epochs=epochs)
     ck = Path(out_dir)/f'stage{stage}' if out_dir else None
-    history, start = [], 0
-    if resume and ck is not None and has_checkpoint(ck):
-        meta = load_checkpoint(ck, modules, opt, map_location=rt.device)
-        saved = ToCoADConfig.from_dict(meta['config']).replace(device=cfg.device, num_workers=cfg.num_workers)  # those may change
-        if saved != cfg: raise TocoadError(f'cannot resume from {ck}: it was made with another config; use a new --out folder')
-        sched.load_state_dict(meta['scheduler']); history, start = meta['history'], (epochs if meta.get('stopped') else meta['epoch'] + 1)
-        if hasattr(sched, 'milestones'): sched.milestones = type(sched.milestones)({int(k): v for k, v in sched.milestones.items()})  # JSON made the keys strings
-        if state is not None: state.update(meta.get('state', {}))
+    history, start = _resume(ck, modules, opt=opt, sched=sched, cfg=cfg, rt=rt, state=state, epochs=epochs) if resume and ck is not None and has_checkpoint(ck) else ([], 0)
     if on_step is not None: on_step(len(history))
     for epoch in range(start, epochs):
-        dataset.epoch = epoch; t0, n = time.perf_counter(), 0
-        loader = rt.loader(dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed, epoch=epoch)
-        bar = tqdm(loader, desc=f'stage {"I" if stage == 1 else "II"} epoch {epoch + 1}/{epochs}', disable=not (progress and rt.main), leave=False)
-        for batch in bar:
-            losses = step_fn(batch)
-            opt.zero_grad(set_to_none=True); losses['loss'].backward(); opt.step()
-            if after_step is not None: after_step()
-            n += len(batch['mask' if 'mask' in batch else 'views']) * rt.world
-            rec = {k: round(float(v.detach()), 5) for k, v in losses.items()}
-            history.append(dict(stage=stage, epoch=epoch, lr=opt.param_groups[0]['lr'], **rec))
-            if on_step is not None: on_step(len(history))
-            bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f'{n / (time.perf_counter() - t0):.1f}')
+        _run_epoch(stage, epoch, step_fn=step_fn, opt=opt, dataset=dataset, cfg=cfg, rt=rt, history=history, progress=progress, after_step=after_step, on_step=on_step)
         sched.step()
         if rt.distributed:  # batch-norm statistics drift apart between DDP's buffer broadcasts: average them
             for m in modules.values(): average_buffers(m, rt.world)
         stop = bool(on_epoch(epoch)) if on_epoch is not None else False
         if ck is not None and rt.main:
-            save_checkpoint(ck, modules, opt, dict(epoch=epoch, history=history, scheduler=sched.state_dict(), config=cfg.to_dict(),
+            save_checkpoint(ck, modules, optimizer=opt, meta=dict(epoch=epoch, history=history, scheduler=sched.state_dict(), config=cfg.to_dict(),
                                                    stopped=stop, state=state if state is not None else {}))
         if rt.distributed: dist.barrier()
         if stop: break
@@ -207,13 +151,12 @@ class FeaturePool(Dataset):
     def __getitem__(self, j): return {'feats': {l: f[j] for l, f in self.feats.items()}, 'mask': self.masks[j]}
 
 # %% ../nbs/07_training.ipynb #38417586
-def train_stage1(F:FeatureExtractor, D:DiscriminativeNetwork, dataset:StageDataset, cfg:ToCoADConfig, rt:Runtime|None=None,
+def train_stage1(F:FeatureExtractor, D:DiscriminativeNetwork, dataset:StageDataset, *, cfg:ToCoADConfig, rt:Runtime,
                  out_dir=None, resume:bool=False, progress:bool=True, on_step=None, on_epoch=None)->list:
     "Stage I (DNP): train D on G's anomalies with the focal loss; F stays frozen. `on_step(stage, n, parts)` and `on_epoch(epoch)` watch it."
-    rt = rt or Runtime(cfg.device, cfg.amp)
     F.eval().requires_grad_(False); D.train().requires_grad_(True)
-    Dw, loss_fn = rt.wrap(D), make_mask_loss('focal', cfg.focal_alpha, cfg.focal_gamma)
-    if cfg.stage1_pool and cfg.stage1_epochs: dataset = FeaturePool(F, dataset, cfg.stage1_pool, rt, cfg.batch_size, progress)
+    Dw, loss_fn = rt.wrap(D), make_mask_loss('focal', cfg.focal_alpha, gamma=cfg.focal_gamma)
+    if cfg.stage1_pool and cfg.stage1_epochs: dataset = FeaturePool(F, dataset, size=cfg.stage1_pool, rt=rt, batch_size=cfg.batch_size, progress=progress)
     def step(batch):
         m = batch['mask'].to(rt.device)
         if 'feats' in batch: feats = {l: rt.to(f.float()) for l, f in batch['feats'].items()}  # from the pool
@@ -222,16 +165,17 @@ def train_stage1(F:FeatureExtractor, D:DiscriminativeNetwork, dataset:StageDatas
         with rt.autocast(): logits = Dw(feats, m.shape[-2:])
         return {'loss': loss_fn(logits, m)}
     watch = (lambda k: on_step(1, k, {'F': F, 'D': D})) if on_step else None
-    return run_stage(1, step, {'D': D}, list(D.parameters()), dataset, cfg, rt, out_dir, resume, progress, on_step=watch, on_epoch=on_epoch)
+    return run_stage(1, step, modules={'D': D}, params=list(D.parameters()), dataset=dataset, cfg=cfg, rt=rt, out_dir=out_dir, resume=resume,
+                     progress=progress, on_step=watch, on_epoch=on_epoch)
 
 # %% ../nbs/07_training.ipynb #13ff111b
 class FineTuned(nn.Module):
     "F and C as one module, so that one DistributedDataParallel wrapper synchronises both."
-    def __init__(self, F, head): super().__init__(); self.F, self.head = F, head
+    def __init__(self, F, C): super().__init__(); self.F, self.C = F, C
     def forward(self, x:torch.Tensor, n_views:int, batch:int):
         "F's features of the whole input, and C's [(p, z)] for each of the first `n_views` chunks of `batch` images."
         feats = self.F(x)
-        return feats, [self.head({l: f[i * batch:(i + 1) * batch] for l, f in feats.items()}) for i in range(n_views)]
+        return feats, [self.C({l: f[i * batch:(i + 1) * batch] for l, f in feats.items()}) for i in range(n_views)]
 
 # %% ../nbs/07_training.ipynb #99a3bfb8
 def set_batchnorm(m:nn.Module, mode:str)->nn.Module:
@@ -257,81 +201,77 @@ def recalibrate_batchnorm(m:nn.Module, images:Dataset, # items with a normalised
     if rt.distributed: average_buffers(m, rt.world)
     return m
 
+# %% ../nbs/07_training.ipynb #7a7a0003
+def ncl_step(wrapped:nn.Module, D:DiscriminativeNetwork|None, target, *, cfg:ToCoADConfig, rt:Runtime):
+    "The loss of one stage II batch: M views through F and C for L_sym (Eq. 5), G's anomalies through F and the frozen D for L_neg, blended by Eq. 6."
+    loss_fn, M = make_mask_loss(cfg.neg_loss, cfg.focal_alpha, gamma=cfg.focal_gamma), cfg.views
+    def step(batch):
+        views = batch['views']; B = views.shape[0]
+        x = rt.to(torch.cat([views.transpose(0, 1).reshape(M * B, *views.shape[2:])] + ([batch['anomalous']] if D is not None else [])))
+        with rt.autocast():
+            feats, outs = wrapped(x, M, B)
+            l_sym = contrastive_loss(outs, [target(x[i * B:(i + 1) * B]) for i in range(M)] if target is not None else None)
+            if D is None: return {'loss': l_sym, 'l_sym': l_sym}
+            l_neg = loss_fn(D({l: f[M * B:] for l, f in feats.items()}, x.shape[-2:]), batch['mask'].to(rt.device))
+        return {'loss': ncl_loss(l_sym, l_neg, lam=cfg.lam), 'l_sym': l_sym, 'l_neg': l_neg}
+    return step
+
+# %% ../nbs/07_training.ipynb #7a7a0004
+def as_scored(F:FeatureExtractor, clean:Dataset, *, cfg:ToCoADConfig, rt:Runtime)->FeatureExtractor:
+    "F as the memory bank will see it: eval mode, and with `stage2_bn='recalibrate'` its statistics re-estimated on the `clean` normal images."
+    F.eval()
+    return recalibrate_batchnorm(F, clean, rt=rt, batch_size=cfg.batch_size) if cfg.stage2_bn == 'recalibrate' else F
+
+def guarded_epochs(guard, F:FeatureExtractor, clean:Dataset, *, cfg:ToCoADConfig, rt:Runtime, then):
+    "Stage II's `on_epoch` hook: the guard (if any) scores F after every `val_every` epochs and the last, as the memory bank will see it; `then()` restores training mode."
+    def on_epoch(e):
+        if guard is None or not ((e + 1) % cfg.val_every == 0 or e + 1 == cfg.stage2_epochs): return False
+        stop = guard.score(e + 1, as_scored(F, clean, cfg=cfg, rt=rt)); then(); return stop
+    return on_epoch
+
 # %% ../nbs/07_training.ipynb #b77d906e
-def train_stage2(F:FeatureExtractor, D:DiscriminativeNetwork|None, head:ContrastiveHead, dataset:StageDataset, cfg:ToCoADConfig,
-                 rt:Runtime|None=None, out_dir=None, resume:bool=False, progress:bool=True, on_step=None, guard=None)->list:
+def train_stage2(F:FeatureExtractor, D:DiscriminativeNetwork|None, C:ContrastiveHead, dataset:StageDataset, *, cfg:ToCoADConfig,
+                 rt:Runtime, out_dir=None, resume:bool=False, progress:bool=True, on_step=None, guard=None)->list:
     """Stage II (NCL): fine-tune F jointly with C by λ·L_sym + (1−λ)·L_neg (Eq. 6); D (if given) stays frozen.
     `guard` (a `validation.Guard`, if given) scores F before the first step and after every `cfg.val_every` epochs,
     may end the stage early, and at the end leaves in F the weights it chose."""
-    rt = rt or Runtime(cfg.device, cfg.amp)
-    F.requires_grad_(True); head.requires_grad_(True)  # stage I froze F: §3.2 fine-tunes it
-    model = FineTuned(F, head).train(); set_batchnorm(F, cfg.stage2_bn)
-    wrapped = rt.wrap(model, find_unused=D is None)  # without D, layers that C does not read get no gradient
+    F.requires_grad_(True); C.requires_grad_(True)  # stage I froze F: §3.2 fine-tunes it
+    training_mode = lambda: set_batchnorm(F.train(), cfg.stage2_bn)
+    wrapped = rt.wrap(FineTuned(F, C).train(), find_unused=D is None); training_mode()  # without D, layers that C does not read get no gradient
     if D is not None: D.eval().requires_grad_(False).zero_grad(set_to_none=True)  # frozen: no gradient, not even stage I's last
-    target = MomentumTarget(F, head, cfg.byol_tau).to(rt.device) if cfg.cl_method == 'byol' else None
-    loss_fn, M = make_mask_loss(cfg.neg_loss, cfg.focal_alpha, cfg.focal_gamma), cfg.views
+    target = MomentumTarget(F, C, tau=cfg.byol_tau).to(rt.device) if cfg.cl_method == 'byol' else None
     clean = AnomalyDataset(dataset.base.samples, dataset.base.transform)  # the normal images as the memory bank sees them
-    def step(batch):
-        views = batch['views']; B = views.shape[0]
-        x = torch.cat([views.transpose(0, 1).reshape(M * B, *views.shape[2:])] + ([batch['anomalous']] if D is not None else []))
-        x = rt.to(x)
-        with rt.autocast():
-            feats, outs = wrapped(x, M, B)
-            targets = [target(x[i * B:(i + 1) * B]) for i in range(M)] if target is not None else None
-            l_sym = contrastive_loss(outs, targets)
-            if D is None: return {'loss': l_sym, 'l_sym': l_sym}
-            anom = {l: f[M * B:] for l, f in feats.items()}
-            l_neg = loss_fn(D(anom, x.shape[-2:]), batch['mask'].to(rt.device))
-        return {'loss': ncl_loss(l_sym, l_neg, cfg.lam), 'l_sym': l_sym, 'l_neg': l_neg}
-    def as_scored(f):  # F as the memory bank will see it: eval mode, statistics re-estimated where the mode says so
-        if cfg.stage2_bn == 'recalibrate': recalibrate_batchnorm(f, clean, rt, cfg.batch_size)
-        return f
-    def on_epoch(e):
-        last = e + 1 == cfg.stage2_epochs
-        if guard is None or not ((e + 1) % cfg.val_every == 0 or last): return False
-        stop = guard.score(e + 1, as_scored(F)); set_batchnorm(F.train(), cfg.stage2_bn)  # scoring put F in eval mode
-        return stop
-    if guard is not None: guard.start(F, resume=resume); set_batchnorm(F.train(), cfg.stage2_bn)  # frozen F, before the first step
-    modules = {'F': F, 'head': head, **({'target': target} if target is not None else {}), **({'guard': guard.best} if guard is not None else {})}
-    parts = {'F': F, 'head': head, **({'D': D} if D is not None else {}), **({'target': target} if target is not None else {})}
-    history = run_stage(2, step, modules, [*F.parameters(), *head.parameters()], dataset, cfg, rt, out_dir, resume, progress,
-                        after_step=(lambda: target.update(F, head)) if target is not None else None,
-                        on_step=(lambda k: on_step(2, k, parts)) if on_step else None,
-                        on_epoch=on_epoch, state=guard.records if guard is not None else None)
-    F.eval()
-    if guard is not None: guard.finish(F)  # every F it scored was already as the memory bank will see it
-    else: as_scored(F)
+    if guard is not None: guard.start(F, resume=resume); training_mode()  # frozen F, before the first step
+    modules = {'F': F, 'C': C, **({'target': target} if target is not None else {}), **({'guard': guard.best} if guard is not None else {})}
+    watched = {'F': F, 'C': C, **({'D': D} if D is not None else {}), **({'target': target} if target is not None else {})}
+    history = run_stage(2, ncl_step(wrapped, D, target=target, cfg=cfg, rt=rt), modules=modules, params=[*F.parameters(), *C.parameters()], dataset=dataset,
+                        cfg=cfg, rt=rt, out_dir=out_dir, resume=resume, progress=progress, after_step=(lambda: target.update(F, C)) if target is not None else None,
+                        on_step=(lambda k: on_step(2, k, watched)) if on_step else None, on_epoch=guarded_epochs(guard, F, clean=clean, cfg=cfg, rt=rt, then=training_mode), state=guard.records if guard is not None else None)
+    if guard is not None: guard.finish(F.eval())  # every F it scored was already as the memory bank will see it
+    else: as_scored(F, clean, cfg=cfg, rt=rt)
     return history
 
-# %% ../nbs/07_training.ipynb #2cc4a07b
-def generator_from_config(cfg:ToCoADConfig):
-    "The anomaly generator G that `cfg` asks for (Perlin with its threshold and textures, CutPaste or NSA)."
-    if cfg.generator == 'perlin': return make_generator('perlin', threshold=cfg.perlin_threshold, texture_dir=cfg.texture_dir)
-    return make_generator(cfg.generator)
+# %% ../nbs/07_training.ipynb #a1b2c3d4
+class StageParts(NamedTuple):
+    "Everything the stages of one fit need, built from one config in one order (a seeded run repeats exactly)."
+    runtime: Runtime
+    F: FeatureExtractor # all four layers, with the config's weights
+    transform: ImageTransform
+    G: object # the anomaly generator
+    D: DiscriminativeNetwork|None # None without stage I
+    C: ContrastiveHead|None # None without stage II
+    stage1: StageDataset|None # G's anomalies (seed cfg.seed)
+    stage2: StageDataset|None # M views, and G's anomalies when D guides (seed cfg.seed + 1)
 
-# %% ../nbs/07_training.ipynb #0c8445f7
-def initial_extractor(cfg:ToCoADConfig)->FeatureExtractor:
-    "F with all four layers as `train_tocoad` builds it before any training: seeded, with `cfg.weights`."
-    seed_everything(cfg.seed)
-    return FeatureExtractor(cfg.backbone, cfg.weights, LAYERS)
-
-# %% ../nbs/07_training.ipynb #182547cc
-PARTS = ('F', 'transform', 'D', 'C', 'G')  # what `create_part` builds
-
-def create_part(name:str, # one of `PARTS`
-                cfg:ToCoADConfig,
-                F:FeatureExtractor|None=None, # D, C and the transform are sized and normalised to it
-                rt:Runtime|None=None # modules go to its device (None: left on the CPU)
-               ):
-    "Part `name` of ToCoAD as `cfg` describes it, as `train_tocoad` builds it."
-    if name == 'G': return generator_from_config(cfg)
-    if name == 'F': m = initial_extractor(cfg)
-    elif name not in PARTS: raise TocoadError(f'unknown part {name!r}; choose from {", ".join(PARTS)}')
-    elif F is None: raise TocoadError(f'create_part({name!r}) needs F: D, C and the transform are sized and normalised to it')
-    elif name == 'transform': return ImageTransform(cfg.image_size, cfg.resize, cfg.crop, F.mean, F.std)
-    elif name == 'D': m = DiscriminativeNetwork(F.channels, cfg.decoder_width, head_channels=cfg.decoder_head)
-    else: m = ContrastiveHead(F.channels, cfg.cl_layers, cfg.cl_concat, cfg.proj_dim, cfg.pred_layers)
-    return rt.prepare(m) if rt is not None else m
+def stage_parts(cfg:ToCoADConfig, samples:list[Sample], runtime:Runtime|None=None)->StageParts:
+    "The parts of both stages for the normal `samples`, built by `create_part` on `runtime` (made from `cfg` if None)."
+    rt = runtime or create_part('runtime', cfg)
+    F = create_part('F', cfg, runtime=rt); tfm = create_part('transform', cfg, F=F); G = create_part('G', cfg)
+    base = AnomalyDataset(samples, tfm, normalize=False)
+    D = create_part('D', cfg, F=F, runtime=rt) if cfg.stages == 'dnp+ncl' else None
+    two = cfg.stages in ('ncl', 'dnp+ncl') and cfg.stage2_epochs > 0
+    return StageParts(rt, F, tfm, G, D, create_part('C', cfg, F=F, runtime=rt) if two else None, StageDataset(base, G, seed=cfg.seed) if D is not None else None,
+                      StageDataset(base, G if D is not None else None, views=cfg.views, seed=cfg.seed + 1) if two else None)
 
 # %% ../nbs/07_training.ipynb #d25b5e9b
 @torch.no_grad()
@@ -372,28 +312,21 @@ class Trained(NamedTuple):
     history: list
     report: dict # 'd_probe_auroc': D's probe on the held-out images right after stage I; 'validation': the guard's scores and choice
 
-def train_tocoad(cfg:ToCoADConfig, samples:list[Sample], out_dir=None, resume:bool=False, progress:bool=True, rt:Runtime|None=None,
+def train_tocoad(cfg:ToCoADConfig, samples:list[Sample], *, out_dir=None, resume:bool=False, progress:bool=True, rt:Runtime|None=None,
                  on_step=None,
                  held:list[Sample]|None=None, # normal images that no stage trains on: D is probed on them after stage I
                  guard=None # a `validation.Guard` that scores F during stage II and keeps the F it chooses
                 )->Trained:
     "Run the configured stages on the normal `samples`."
-    rt = rt or Runtime(cfg.device, cfg.amp)
-    F = create_part('F', cfg, rt=rt); tfm = create_part('transform', cfg, F)
-    base = AnomalyDataset(samples, tfm, normalize=False)
-    gen = create_part('G', cfg)
-    D, history, report = None, [], {}
-    if cfg.stages == 'dnp+ncl':
-        D = create_part('D', cfg, F, rt)
-        history += train_stage1(F, D, StageDataset(base, gen, 0, cfg.seed), cfg, rt, out_dir, resume, progress, on_step)
-        if held: report['d_probe_auroc'] = probe_discriminator(F, D, gen, tfm, held)['auroc']  # on stage I's (frozen) F
-    if cfg.stages in ('ncl', 'dnp+ncl') and cfg.stage2_epochs > 0:
-        head = create_part('C', cfg, F, rt)
-        ds = StageDataset(base, gen if D is not None else None, cfg.views, cfg.seed + 1)
-        history += train_stage2(F, D, head, ds, cfg, rt, out_dir, resume, progress, on_step, guard)
+    p = stage_parts(cfg, samples, runtime=rt); history, report, run = [], {}, dict(cfg=cfg, rt=p.runtime, out_dir=out_dir, resume=resume, progress=progress, on_step=on_step)
+    if p.D is not None:
+        history += train_stage1(p.F, p.D, dataset=p.stage1, **run)
+        if held: report['d_probe_auroc'] = probe_discriminator(p.F, p.D, G=p.G, transform=p.transform, samples=held)['auroc']  # on stage I's (frozen) F
+    if p.C is not None:
+        history += train_stage2(p.F, p.D, C=p.C, dataset=p.stage2, guard=guard, **run)
         if guard is not None: report['validation'] = guard.summary()
-    F.eval().requires_grad_(False)
-    return Trained(F, D, history, report)
+    p.F.eval().requires_grad_(False)
+    return Trained(p.F, p.D, history, report)
 
 # %% ../nbs/07_training.ipynb #5506af18
 def plot_history(history:list, ax=None):

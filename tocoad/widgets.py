@@ -11,18 +11,18 @@ import ipywidgets as W
 from fastcore.basics import patch
 from matplotlib.figure import Figure
 from IPython import get_ipython
-from .core import TocoadError, GENERATORS
-from .data import AnomalyDataset
-from .generators import make_generator
+from .core import TocoadError, ToCoADConfig, GENERATORS, preset
+from .data import AnomalyDataset, ImageTransform
 from .losses import FocalLoss
 from .metrics import auroc
-from .runtime import Runtime
-from .training import StageDataset, train_stage1, train_stage2, weight_change, create_part
-from .ablation import AXES, PAPER_GENERATOR, ablation_settings
-from .model import ToCoAD, bank_from_config
+from .parts import create_part
+from .training import stage_parts, train_stage1, train_stage2, weight_change
+from pathlib import Path
+from .ablation import AXES, PAPER_GENERATOR, ablation_settings, load_table5, table5_samples, plot_condition_maps, plot_distance_histograms
+from .model import ToCoAD
 
 # %% auto #0
-__all__ = ['GeneratorPanel', 'LossPanel', 'ContrastivePanel', 'AblationPanel', 'InferencePanel']
+__all__ = ['GeneratorPanel', 'LossPanel', 'ContrastivePanel', 'AblationPanel', 'Table5Panel', 'InferencePanel']
 
 # %% ../nbs/12_widgets.ipynb #b2ea19c0
 def _live()->bool:
@@ -31,11 +31,13 @@ def _live()->bool:
     return ip is not None and getattr(ip, 'kernel', None) is not None
 
 # %% ../nbs/12_widgets.ipynb #fffd3502
-def _show(out:W.Output, fig):
-    "Draw `fig` into the panel's output area (only in a live kernel; elsewhere the static figures stand in)."
+def _show(out:W.Output, *figs):
+    "Draw `figs` into the panel's output area (only in a live kernel; elsewhere the static figures stand in)."
     if not _live(): return
-    data, meta = get_ipython().display_formatter.format(fig)  # one trait update: widget callbacks may run on a thread beside the cells
-    out.outputs = ({'output_type': 'display_data', 'data': data, 'metadata': meta},)
+    outs = []
+    for fig in figs:
+        data, meta = get_ipython().display_formatter.format(fig); outs.append({'output_type': 'display_data', 'data': data, 'metadata': meta})
+    out.outputs = tuple(outs)  # one trait update: widget callbacks may run on a thread beside the cells
 
 # %% ../nbs/12_widgets.ipynb #445fe561
 def _subplots(*args, figsize=None, **kw):
@@ -46,8 +48,8 @@ def _subplots(*args, figsize=None, **kw):
 class GeneratorPanel:
     "Controls of the anomaly generators, showing the synthetic image and its mask."
     def __init__(self, image:torch.Tensor, # a normal image, 3×H×W in [0, 1]
-                 seed:int=0):
-        self.image = image
+                 seed:int=0, cfg:ToCoADConfig|None=None): # the generators' settings start from this config (None: the paper's)
+        self.image, self.cfg = image, cfg or ToCoADConfig()
         self.kind = W.Dropdown(options=list(GENERATORS), value='perlin', description='generator')
         self.threshold = W.FloatSlider(value=0.5, min=0.1, max=0.9, step=0.05, description='threshold')
         self.scale = W.IntSlider(value=6, min=1, max=7, description='Perlin scale')
@@ -61,23 +63,26 @@ class GeneratorPanel:
         self.widget = W.HBox([W.VBox(self.controls), self.out])
         self.update()
 
-    def generator(self):
-        "The generator the controls describe."
-        kw = dict(max_angle=self.angle.value)
-        if self.kind.value == 'perlin':
-            g = make_generator('perlin', threshold=self.threshold.value, beta=self.beta.value, max_scale=self.scale.value + 1, **kw)
-            g.textures.self_prob = 1.0 if self.texture.value == 'self' else 0.0
-            return g
-        return make_generator(self.kind.value, **kw)
+# %% ../nbs/12_widgets.ipynb #5c6c78f4
+@patch
+def generator(self:GeneratorPanel):
+    "The generator the controls describe."
+    cfg = self.cfg.replace(generator=self.kind.value, perlin_threshold=self.threshold.value)
+    if self.kind.value != 'perlin': return create_part('G', cfg, max_angle=self.angle.value)
+    g = create_part('G', cfg, beta=self.beta.value, max_scale=self.scale.value + 1, max_angle=self.angle.value)
+    g.textures.self_prob = 1.0 if self.texture.value == 'self' else 0.0
+    return g
 
-    def update(self):
-        "Regenerate with the current controls and redraw."
-        self.result = self.generator()(self.image, torch.Generator().manual_seed(self.seed.value))
-        fig, axs = _subplots(1, 2, figsize=(4, 2))
-        axs[0].imshow(self.result.image.permute(1, 2, 0)); axs[1].imshow(self.result.mask[0], cmap='gray', vmin=0, vmax=1)
-        axs[1].set_title(f'{self.result.mask.mean():.1%} anomalous', fontsize=8)
-        for ax in axs: ax.axis('off')
-        _show(self.out, fig)
+# %% ../nbs/12_widgets.ipynb #95150a07
+@patch
+def update(self:GeneratorPanel):
+    "Regenerate with the current controls and redraw."
+    self.result = self.generator()(self.image, torch.Generator().manual_seed(self.seed.value))
+    fig, axs = _subplots(1, 2, figsize=(4, 2))
+    axs[0].imshow(self.result.image.permute(1, 2, 0)); axs[1].imshow(self.result.mask[0], cmap='gray', vmin=0, vmax=1)
+    axs[1].set_title(f'{self.result.mask.mean():.1%} anomalous', fontsize=8)
+    for ax in axs: ax.axis('off')
+    _show(self.out, fig)
 
 # %% ../nbs/12_widgets.ipynb #a5466053
 class LossPanel:
@@ -93,33 +98,34 @@ class LossPanel:
         self.widget = W.HBox([W.VBox([self.use_alpha, self.alpha, self.gamma, self.lam]), self.out])
         self.update()
 
-    def update(self):
-        pt = torch.linspace(0.01, 0.99, 99); target = torch.ones(99, dtype=torch.long)  # an anomalous pixel that D gives probability p_t
-        logits = torch.stack([torch.zeros(99), (pt / (1 - pt)).log()], 1)  # softmax of these two logits is (1 - p_t, p_t)
-        alpha = self.alpha.value if self.use_alpha.value else None
-        self.curves = dict(p_t=pt, ce=FocalLoss(None, 0.0, 'none')(logits, target), focal=FocalLoss(alpha, self.gamma.value, 'none')(logits, target))
-        n = 2 if self.history else 1
-        fig, axs = _subplots(1, n, figsize=(3.2 * n, 2.3), squeeze=False); axs = axs[0]
-        axs[0].plot(pt, self.curves['ce'], label='cross-entropy'); axs[0].plot(pt, self.curves['focal'], label='focal')
-        axs[0].set_xlabel('p_t'); axs[0].legend(fontsize=7)
-        if self.history:
-            lam = self.lam.value
-            self.total = [lam * h['l_sym'] + (1 - lam) * h['l_neg'] for h in self.history]
-            axs[1].plot([h['l_sym'] for h in self.history], label='L_sym'); axs[1].plot([h['l_neg'] for h in self.history], label='L_neg')
-            axs[1].plot(self.total, label=f'L (λ={lam:.2f})', lw=2); axs[1].set_xlabel('step'); axs[1].legend(fontsize=7)
-        _show(self.out, fig)
+# %% ../nbs/12_widgets.ipynb #c45600bc
+@patch
+def update(self:LossPanel):
+    pt = torch.linspace(0.01, 0.99, 99); target = torch.ones(99, dtype=torch.long)  # an anomalous pixel that D gives probability p_t
+    logits = torch.stack([torch.zeros(99), (pt / (1 - pt)).log()], 1)  # softmax of these two logits is (1 - p_t, p_t)
+    alpha = self.alpha.value if self.use_alpha.value else None
+    self.curves = dict(p_t=pt, ce=FocalLoss(None, 0.0, reduction='none')(logits, target), focal=FocalLoss(alpha, self.gamma.value, reduction='none')(logits, target))
+    n = 2 if self.history else 1
+    fig, axs = _subplots(1, n, figsize=(3.2 * n, 2.3), squeeze=False); axs = axs[0]
+    axs[0].plot(pt, self.curves['ce'], label='cross-entropy'); axs[0].plot(pt, self.curves['focal'], label='focal')
+    axs[0].set_xlabel('p_t'); axs[0].legend(fontsize=7)
+    if self.history:
+        lam = self.lam.value
+        self.total = [lam * h['l_sym'] + (1 - lam) * h['l_neg'] for h in self.history]
+        axs[1].plot([h['l_sym'] for h in self.history], label='L_sym'); axs[1].plot([h['l_neg'] for h in self.history], label='L_neg')
+        axs[1].plot(self.total, label=f'L (λ={lam:.2f})', lw=2); axs[1].set_xlabel('step'); axs[1].legend(fontsize=7)
+    _show(self.out, fig)
 
 # %% ../nbs/12_widgets.ipynb #0cecaba4
 class ContrastivePanel:
     "Table 4/8/9 settings of C, each trained by a short stage II from one shared stage I; effect on features and scores."
     def __init__(self, cfg, train_samples:list, test_samples:list):
-        self.cfg, self.train, self.test, self.rt = cfg.replace(stages='dnp+ncl'), train_samples, test_samples, Runtime(cfg.device, cfg.amp)
-        F0 = create_part('F', self.cfg, rt=self.rt)  # stage I once, as train_tocoad runs it; each setting then runs its own stage II
-        self.base = AnomalyDataset(train_samples, create_part('transform', self.cfg, F0), normalize=False)
-        self.gen, self.D = create_part('G', self.cfg), create_part('D', self.cfg, F0, self.rt)
-        train_stage1(F0, self.D, StageDataset(self.base, self.gen, 0, cfg.seed), self.cfg, self.rt, progress=False)
-        self.F0 = F0; self.cache = {}
-        good = AnomalyDataset([s for s in test_samples if s.label == 0], self.base.transform, normalize=False)
+        self.cfg, self.train, self.test = cfg.replace(stages='dnp+ncl'), train_samples, test_samples
+        self.stage_parts = p = stage_parts(self.cfg, train_samples)  # stage I once, as train_tocoad runs it; each setting then runs its own stage II
+        self.rt, self.gen, self.D, self.F0 = p.runtime, p.G, p.D, p.F
+        train_stage1(p.F, p.D, dataset=p.stage1, cfg=self.cfg, rt=self.rt, progress=False)
+        self.cache = {}
+        good = AnomalyDataset([s for s in test_samples if s.label == 0], p.transform, normalize=False)
         g = torch.Generator().manual_seed(cfg.seed)
         syn = [self.gen(good[i]['image'], g) for i in range(len(good))]
         self.syn_images = torch.stack([good.transform.normalize(a.image) for a in syn]); self.syn_masks = torch.stack([a.mask[0] > 0 for a in syn])
@@ -131,23 +137,29 @@ class ContrastivePanel:
         self.widget = W.VBox([W.HBox([self.layers, self.concat, self.method]), self.out])
         self.update()
 
-    def setting(self)->tuple: return (self.layers.value, self.concat.value, self.method.value)
+# %% ../nbs/12_widgets.ipynb #fbb8cf6e
+@patch
+def setting(self:ContrastivePanel)->tuple: return (self.layers.value, self.concat.value, self.method.value)
 
-    def update(self):
-        key = self.setting()
-        if key not in self.cache: self.cache[key] = self._run(key)
-        self.metrics = self.cache[key]
-        _show(self.out, self.figure())
+# %% ../nbs/12_widgets.ipynb #57a12e56
+@patch
+def update(self:ContrastivePanel):
+    key = self.setting()
+    if key not in self.cache: self.cache[key] = self._run(key)
+    self.metrics = self.cache[key]
+    _show(self.out, self.figure())
 
-    def figure(self):
-        "Bars of the synthetic-anomaly pixel AUROC and the real test AUROCs of every setting trained so far."
-        names = [f'{l}{" cat" if c else ""} {m}\nΔF₃ {v["f_change"]:.2%}' for (l, c, m), v in self.cache.items()]
-        fig, ax = _subplots(figsize=(1.5 + 1.1 * len(names), 2.4)); x = np.arange(len(names))
-        for metric, off in [('synthetic_pixel_auroc', -0.2), ('pixel_auroc', 0.0), ('image_auroc', 0.2)]:
-            bars = ax.bar(x + off, [v[metric] or 0 for v in self.cache.values()], 0.2, label=metric)
-            ax.bar_label(bars, fmt='%.3f', fontsize=5, rotation=90, padding=1)
-        ax.set_xticks(x, names, fontsize=7, rotation=20); ax.set_ylim(0.5, 1.0); ax.legend(fontsize=6, loc='lower right')
-        return fig
+# %% ../nbs/12_widgets.ipynb #fbaec9e2
+@patch
+def figure(self:ContrastivePanel):
+    "Bars of the synthetic-anomaly pixel AUROC and the real test AUROCs of every setting trained so far."
+    names = [f'{l}{" cat" if c else ""} {m}\nΔF₃ {v["f_change"]:.2%}' for (l, c, m), v in self.cache.items()]
+    fig, ax = _subplots(figsize=(1.5 + 1.1 * len(names), 2.4)); x = np.arange(len(names))
+    for metric, off in [('synthetic_pixel_auroc', -0.2), ('pixel_auroc', 0.0), ('image_auroc', 0.2)]:
+        bars = ax.bar(x + off, [v[metric] or 0 for v in self.cache.values()], 0.2, label=metric)
+        ax.bar_label(bars, fmt='%.3f', fontsize=5, rotation=90, padding=1)
+    ax.set_xticks(x, names, fontsize=7, rotation=20); ax.set_ylim(0.5, 1.0); ax.legend(fontsize=6, loc='lower right')
+    return fig
 
 # %% ../nbs/12_widgets.ipynb #8f25c118
 @patch
@@ -156,8 +168,7 @@ def _run(self:ContrastivePanel, key:tuple)->dict:
     layers, concat, method = key
     cfg = self.cfg.replace(cl_concat=concat, cl_method=method, **AXES['layers'][layers])
     F = copy.deepcopy(self.F0)
-    head = create_part('C', cfg, F, self.rt)
-    hist = train_stage2(F, self.D, head, StageDataset(self.base, self.gen, cfg.views, cfg.seed + 1), cfg, self.rt, progress=False)
+    hist = train_stage2(F, self.D, C=create_part('C', cfg, F=F, runtime=self.rt), dataset=self.stage_parts.stage2, cfg=cfg, rt=self.rt, progress=False)
     m = ToCoAD(cfg, runtime=self.rt).use_extractor(F.eval().requires_grad_(False)).fit_bank(self.train, progress=False)
     r = m.evaluate(self.test, progress=False)
     syn = m.predict(self.syn_images)['maps']
@@ -171,26 +182,66 @@ class AblationPanel:
         self.axis, self.train, self.test, self.cache = axis, train_samples, test_samples, {}
         self.cfg = cfg.replace(generator=PAPER_GENERATOR[axis]) if PAPER_GENERATOR[axis] else cfg
         self.settings = ablation_settings(axis)
-        self.choice = W.Dropdown(options=list(self.settings), value=list(self.settings)[-1], description=axis)
+        own = [n for n, kw in self.settings.items() if all(getattr(self.cfg, k) == v for k, v in kw.items())]  # the config's own setting, shown first
+        self.choice = W.Dropdown(options=list(self.settings), value=(own or list(self.settings))[-1], description=axis)
         self.out = W.Output(); self.choice.observe(lambda _: self.update(), names='value')
         self.widget = W.VBox([self.choice, self.out]); self.update()
 
-    def update(self):
-        name = self.choice.value
-        if name not in self.cache:
-            m = ToCoAD(self.cfg.replace(**self.settings[name])).fit(self.train, progress=False); m.parts.clear()  # the bank's F is all it needs
-            self.cache[name] = dict(m.evaluate(self.test, progress=False), model=m, eval=m.last_eval)
-        self.result = self.cache[name]; _show(self.out, self.figure())
+# %% ../nbs/12_widgets.ipynb #afaa0e0a
+@patch
+def update(self:AblationPanel):
+    name = self.choice.value
+    if name not in self.cache:
+        m = ToCoAD(self.cfg.replace(**self.settings[name])).fit(self.train, progress=False); m.trained.clear()  # the bank's F is all it needs
+        self.cache[name] = dict(m.evaluate(self.test, progress=False), model=m, eval=m.last_eval)
+    self.result = self.cache[name]; _show(self.out, self.figure())
 
-    def figure(self):
-        "AUROCs of the settings fitted so far, and the current setting's map of the first defective test image."
-        fig, (a, b) = _subplots(1, 2, figsize=(1.6 + 0.8 * len(self.cache) + 1.8, 2.2), gridspec_kw=dict(width_ratios=[1 + 0.5 * len(self.cache), 1]))
-        names = list(self.cache); x = np.arange(len(names))
-        for k, (metric, off) in enumerate((('image_auroc', -0.2), ('pixel_auroc', 0.2))): a.bar(x + off, [self.cache[n][metric] for n in names], 0.4, label=metric)
-        a.set_xticks(x, names, fontsize=7); a.set_ylim(0.5, 1.0); a.legend(fontsize=6, loc='lower right')
-        ev = self.result['eval']; i = int(np.argmax(ev['labels'].numpy()))
-        b.imshow(ev['maps'][i], cmap='jet'); b.set_title(f"{self.choice.value}: {ev['defects'][i]}", fontsize=7); b.axis('off')
-        return fig
+# %% ../nbs/12_widgets.ipynb #6b21d054
+@patch
+def figure(self:AblationPanel):
+    "AUROCs of the settings fitted so far, and the current setting's map of the first defective test image."
+    fig, (a, b) = _subplots(1, 2, figsize=(1.6 + 0.8 * len(self.cache) + 1.8, 2.2), gridspec_kw=dict(width_ratios=[1 + 0.5 * len(self.cache), 1]))
+    names = list(self.cache); x = np.arange(len(names))
+    for k, (metric, off) in enumerate((('image_auroc', -0.2), ('pixel_auroc', 0.2))): a.bar(x + off, [self.cache[n][metric] for n in names], 0.4, label=metric)
+    a.set_xticks(x, names, fontsize=7); a.set_ylim(0.5, 1.0); a.legend(fontsize=6, loc='lower right')
+    ev = self.result['eval']; i = int(np.argmax(ev['labels'].numpy()))
+    b.imshow(ev['maps'][i], cmap='jet'); b.set_title(f"{self.choice.value}: {ev['defects'][i]}", fontsize=7); b.axis('off')
+    return fig
+
+# %% ../nbs/12_widgets.ipynb #12t5p002
+class Table5Panel:
+    "The measured Table 5 (`benchmarks/table5.py`, read from `results`): pick a data set and the conditions to compare; their maps of the same test images and their distance histograms."
+    def __init__(self, results:str|Path='../results', toy_root:str|Path|None=None):
+        self.results, self.toy_root, self.samples = Path(results), toy_root, {}
+        names = sorted(p.stem.removeprefix('table5_') for p in self.results.glob('table5_*.json'))
+        if not names: raise TocoadError(f'no Table 5 results in {self.results}: run benchmarks/table5.py first')
+        self.data = W.Dropdown(options=names, description='data')
+        self.conditions = W.SelectMultiple(options=list(AXES['stages']), value=('none', 'bn-only', 'dnp+ncl'), rows=5, description='conditions')
+        self.out = W.Output()
+        for c in (self.data, self.conditions): c.observe(lambda _: self.update(), names='value')
+        self.widget = W.VBox([W.HBox([self.data, self.conditions]), self.out]); self.update()
+
+# %% ../nbs/12_widgets.ipynb #2935c651
+@patch
+def update(self:Table5Panel):
+    name = self.data.value; self.r, self.maps = load_table5(name, self.results)
+    if name not in self.samples:
+        try: self.samples[name] = table5_samples(name, next(iter(self.r['figures'].values()))['paths'], toy_root=self.toy_root)
+        except TocoadError: self.samples[name] = None  # the test images are not on this machine: the maps alone
+    _show(self.out, self.figure(), self.histograms())
+
+# %% ../nbs/12_widgets.ipynb #9e5774a4
+@patch
+def figure(self:Table5Panel):
+    "The chosen conditions' maps of the shown test images (the paper's Fig. 7), with the images and ground truth where the data is here."
+    return plot_condition_maps(self.r, self.maps, samples=self.samples[self.data.value], transform=ImageTransform(preset(self.r['preset']).image_size, preset(self.r['preset']).resize),
+                               size=0.85, conditions=list(self.conditions.value), fig=Figure())
+
+# %% ../nbs/12_widgets.ipynb #29bc9362
+@patch
+def histograms(self:Table5Panel):
+    "The chosen conditions' distance histograms, normal against defect pixels, with their separation."
+    return plot_distance_histograms(self.r, size=1.5, conditions=list(self.conditions.value), fig=Figure())
 
 # %% ../nbs/12_widgets.ipynb #004e36ea
 class InferencePanel:
@@ -198,11 +249,11 @@ class InferencePanel:
     def __init__(self, model, train_samples:list, test_samples:list, show:int=3):
         if not test_samples: raise TocoadError('InferencePanel needs test samples')
         self.model = model
-        self.train = model.features(train_samples); C = self.train.shape[1]
+        self.train = model.embed_samples(train_samples); C = self.train.shape[1]
         self.train_flat = self.train.permute(0, 2, 3, 1).reshape(-1, C)
         ds = AnomalyDataset(test_samples, model.transform)
         items = [ds[i] for i in range(len(ds))]
-        self.test = torch.cat([model.patch_features(torch.stack([it['image'] for it in items[i:i + 16]])).cpu() for i in range(0, len(items), 16)])
+        self.test = torch.cat([model.embed(torch.stack([it['image'] for it in items[i:i + 16]])).cpu() for i in range(0, len(items), 16)])
         self.labels = np.array([it['label'] for it in items]); self.masks = torch.stack([it['mask'][0] > 0.5 for it in items])
         self.images = [model.transform.denormalize(it['image']).permute(1, 2, 0) for it in items]
         self.show = [i for i in np.argsort(-self.labels, kind='stable')[:show]]
@@ -213,15 +264,17 @@ class InferencePanel:
         self.widget = W.VBox([W.HBox([self.ratio, self.b]), self.out])
         self.update()
 
-    def update(self):
-        bank = bank_from_config(self.model.cfg.replace(coreset_ratio=self.ratio.value, reweight_b=self.b.value))  # the model's bank, two settings changed
-        t0 = time.perf_counter(); bank.fit(self.train_flat); t_fit = time.perf_counter() - t0
-        t0 = time.perf_counter(); out = self.model.score_features(self.test, bank)  # the model's own scoring (Eq. 8, 9, the map)
-        t_score = (time.perf_counter() - t0) / len(self.test); maps, scores = out['maps'], out['scores']
-        self.bank, self.maps, self.scores = bank, maps, scores
-        self.metrics = dict(image_auroc=auroc(self.labels, scores), pixel_auroc=auroc(self.masks, maps), bank_size=len(bank.bank),
-                            coreset_s=t_fit, score_ms_per_image=1000 * t_score)
-        _show(self.out, self.figure())
+# %% ../nbs/12_widgets.ipynb #37c11a6c
+@patch
+def update(self:InferencePanel):
+    bank = create_part('bank', self.model.cfg.replace(coreset_ratio=self.ratio.value, reweight_b=self.b.value))  # the model's bank, two settings changed
+    t0 = time.perf_counter(); bank.fit(self.train_flat); t_fit = time.perf_counter() - t0
+    t0 = time.perf_counter(); out = self.model.score_features(self.test, bank)  # the model's own scoring (Eq. 8, 9, the map)
+    t_score = (time.perf_counter() - t0) / len(self.test); maps, scores = out['maps'], out['scores']
+    self.bank, self.maps, self.scores = bank, maps, scores
+    self.metrics = dict(image_auroc=auroc(self.labels, scores), pixel_auroc=auroc(self.masks, maps), bank_size=bank.size,
+                        coreset_s=t_fit, score_ms_per_image=1000 * t_score)
+    _show(self.out, self.figure())
 
 # %% ../nbs/12_widgets.ipynb #939d5f17
 @patch
@@ -230,7 +283,7 @@ def figure(self:InferencePanel):
     n = len(self.show); fig, axs = _subplots(1, n, figsize=(1.8 * n, 2.1), squeeze=False)
     for ax, i in zip(axs[0], self.show):
         ax.imshow(self.images[i]); ax.imshow(self.maps[i], cmap='jet', alpha=0.5, vmin=0, vmax=float(self.maps.max())); ax.axis('off')
-    fmt = lambda v: '–' if v is None else f'{v:.3f}'
-    fig.suptitle(f"bank {self.metrics['bank_size']}, image AUROC {fmt(self.metrics['image_auroc'])}, pixel AUROC {fmt(self.metrics['pixel_auroc'])}, "
+    num = lambda v: '–' if v is None else f'{v:.3f}'
+    fig.suptitle(f"bank {self.metrics['bank_size']}, image AUROC {num(self.metrics['image_auroc'])}, pixel AUROC {num(self.metrics['pixel_auroc'])}, "
                  f"{self.metrics['score_ms_per_image']:.0f} ms/image", fontsize=8)
     return fig

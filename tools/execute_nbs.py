@@ -52,7 +52,18 @@ def execute(fn, slow=False):
     t = time.time(); shell = CaptureShell(fn)
     with working_directory(fn.parent): shell.run_all(nb, exc_stop=True, preproc=lambda c: _skip(c, flags))
     shrink_outputs(nb); write_nb(nb, fn)
-    print(f'{fn.name}: {time.time()-t:.1f}s')
+    dt = time.time() - t; print(f'{fn.name}: {dt:.1f}s')
+    if slow: record_time(fn.stem, dt)
+
+def record_time(name:str, seconds:float):
+    "Keep the wall time of a whole run (slow cells included) in results/notebook_times.json: the README and the notebooks quote it from there."
+    import json, platform
+    p = Path(__file__).parents[1]/'results'/'notebook_times.json'
+    r = json.loads(p.read_text()) if p.is_file() else dict(what='wall time of a notebook run top to bottom, training cells included (tools/execute_nbs.py --slow), one run each', times={})
+    r['times'][name] = round(seconds)
+    r.update(command='python tools/execute_nbs.py --slow ' + ' '.join(f'nbs/{n}.ipynb' for n in sorted(r['times'])), made=time.strftime('%Y-%m-%d %H:%M'),
+             machine=f'{platform.machine()}, {os.cpu_count()} cores', commit='')
+    p.parent.mkdir(exist_ok=True); p.write_text(json.dumps(r, indent=1) + '\n')
 
 if __name__ == '__main__':
     args = sys.argv[1:]; slow, only = '--slow' in args, '--shrink-only' in args; args = [a for a in args if a not in ('--slow', '--shrink-only')]

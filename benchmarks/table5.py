@@ -94,6 +94,8 @@ def summarise(name, runs):
                    feature_cosine=mean_std([float(np.mean(list(r['drift']['feature_cosine'].values()))) for r in rs if r['drift']]))
         rows.append(row)
     notes = []
+    if any(len(r['seeds']) < 2 for r in rows):
+        notes.append('one seed in some rows: their spread is unknown (shown as ± 0), so no difference here can be called beyond noise yet')
     for k in METRICS:
         means = [r[k][0] for r in rows]; spread = max(r[k][1] for r in rows); diff = max(means) - min(means)
         if spread >= diff / 2: notes.append(f'{k}: the seeds spread (largest std {spread:.4f}) as much as the conditions differ ({diff:.4f}): this table cannot rank them')
@@ -107,6 +109,7 @@ def main():
     ap.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--out', default='runs/table5')
+    ap.add_argument('--note', default='', help='a sentence kept in each result (how it was made, what shared the machine)')
     ap.add_argument('--one', action='store_true', help=argparse.SUPPRESS)
     for k in ('root', 'category', 'over', 'condition', 'result'): ap.add_argument(f'--{k}', help=argparse.SUPPRESS)
     ap.add_argument('--seed', type=int, help=argparse.SUPPRESS)
@@ -131,8 +134,8 @@ def main():
         summary = summarise(name, runs)
         maps = {r['condition']: np.load(out / f"{c.replace(', ', '_').replace(' ', '-').replace('+', 'p')}_s0_maps.npy") for r in runs if r['seed'] == 0 for c in [r['condition']]}
         if maps: np.savez_compressed(RESULTS / f'table5_{name}_maps.npz', **{c.replace(', ', '_').replace(' ', '-'): m for c, m in maps.items()})
-        p = write_result(f'table5_{name}', dict(what=f"Table 5 with controls on {name} ({cat}), cpu preset, guard off, seeds {a.seeds}", preset='cpu',
-                                                conditions={c: CONDITIONS[c] for c in a.conditions}, **summary))
+        p = write_result(f'table5_{name}', dict(what=f"Table 5 with controls on {name} ({cat}), cpu preset, guard off, seeds {sorted({r['seed'] for r in runs})}", preset='cpu',
+                                                conditions={c: CONDITIONS[c] for c in a.conditions}, **({'note': a.note} if a.note else {}), **summary))
         print(f'\n{name}: written {p}')
         for r in summary['rows']:
             print(f"  {r['condition']:<22} " + '  '.join(f"{k} {r[k][0]:.4f} ± {r[k][1]:.4f}" for k in METRICS) + f"  fit {r['fit_s']} s  RSS {r['peak_rss_mb']} MB  D probe {r['d_probe_auroc'][0]}")

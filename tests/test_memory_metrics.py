@@ -104,7 +104,7 @@ def test_category_without_defects_says_auroc_is_undefined():
 
 def test_ivf_searches_only_the_probed_cells():
     x, q = torch.randn(4000, 32, generator=torch.Generator().manual_seed(3)), torch.randn(500, 32, generator=torch.Generator().manual_seed(4))
-    order, c, off = ivf_cells(x, 60, seed=0); nn = NearestNeighbours(x[order], index='ivf', centroids=c, offsets=off, probe=1)
+    order, c, off = ivf_cells(x, 60, seed=0); nn = NearestNeighbours(x[order], kind='ivf', centroids=c, offsets=off, probe=1)
     exact = torch.cdist(q, x).min(1).values
     one = (nn.search(q, 1)[0][:, 0] <= exact + 1e-4).float().mean()
     nn.probe = 60; every = (nn.search(q, 1)[0][:, 0] <= exact + 1e-4).float().mean()

@@ -165,7 +165,8 @@ def table5_reading(r:dict, metric:str='pixel_auroc')->list:
     for a, b, what in TABLE5_STEPS:
         if a not in rows or b not in rows or rows[a][metric][0] is None: continue
         (ma, sa), (mb, sb) = rows[a][metric], rows[b][metric]
-        se = math.sqrt(sa ** 2 / len(rows[a]['seeds']) + sb ** 2 / len(rows[b]['seeds']))
-        out.append(dict(comparison=f'{b} − {a}', effect_of=what, metric=metric, difference=round(mb - ma, 4), se=round(se, 4),
-                        verdict='beyond noise' if abs(mb - ma) > 2 * se else 'within noise'))
+        na, nb = len(rows[a]['seeds']), len(rows[b]['seeds'])
+        se = math.sqrt(sa ** 2 / na + sb ** 2 / nb) if min(na, nb) > 1 else None  # one seed has no spread: its noise is unknown, not zero
+        out.append(dict(comparison=f'{b} − {a}', effect_of=what, metric=metric, difference=round(mb - ma, 4), se=None if se is None else round(se, 4),
+                        verdict='one seed: noise unknown' if se is None else 'beyond noise' if abs(mb - ma) > 2 * se else 'within noise'))
     return out

@@ -183,7 +183,7 @@ class _Stage2Fields:
     cl_layers:tuple = ('layer3', 'layer4') # layers fed to the contrastive network (Table 4)
     cl_concat:bool = False # concatenate pooled layers before one projector (Table 8); if not, L_sym is averaged over the layers' groups (ours: the paper is silent)
     cl_method:str = 'simsiam' # 'simsiam' or 'byol' (Table 9)
-    stage2_bn:str = 'recalibrate' # F's batch norm in stage II (ours, the paper is silent; chosen on the validation protocol, 09a_validation): 'frozen' keeps the pre-trained running statistics; 'train' normalises by batch statistics and keeps the running averages of the stage II batches (augmented views and synthetic anomalies); 'recalibrate' trains as 'train', then re-estimates the statistics on the clean normal training images. Affine weights train in every mode
+    stage2_bn:str = 'recalibrate' # F's batch norm in stage II (ours, the paper is silent; chosen on the validation protocol, 09a_validation): 'frozen' keeps the pre-trained running statistics; 'train' normalises by batch statistics and keeps the running averages of the stage II batches (augmented views and synthetic anomalies); 'recalibrate' trains as 'train', then re-estimates the statistics on the clean normal training images. Affine weights train in every mode. In 'train' and 'recalibrate', the views and the anomalies go through F in one batch normalised by its own statistics, so the frozen D reads features normalised otherwise than in stage I (where F was in eval mode)
     proj_dim:int = 2048 # projector output (ours: SimSiam's 2048)
     pred_layers:int = 1 # predictor depth: the paper's 1-layer MLP
     byol_tau:float = 0.99 # EMA rate of BYOL's target network, held constant (ours: BYOL itself starts at 0.996 and anneals it to 1)
@@ -204,7 +204,7 @@ class _ValidationFields:
     val_holdout:float = 0.1 # share of the training images kept out of stages I and II (every tenth); D's probe and the validation score use them; the memory bank uses every image (0: no validation, no guard)
     val_generator:str = 'auto' # anomalies painted into the held-out images for the validation score: 'auto' is one that is not `generator` (cutpaste, or perlin when G is cutpaste)
     val_every:int = 1 # score F on the validation images after every this many stage II epochs (and before stage II)
-    stage2_guard:str = 'best' # 'best': keep the latest scored F within noise of the best one, frozen F included; 'warn': keep the last F, but warn when it scored worse than frozen F beyond noise; 'off': neither (Table 5 runs)
+    stage2_guard:str = 'best' # 'best': keep the last F, unless it scored worse than the best scored F (frozen F included) beyond noise, then that best one; 'warn': keep the last F, but warn when it scored worse than frozen F beyond noise; 'off': neither (Table 5 runs)
 
 # %% ../nbs/00_core.ipynb #9493c7e0
 @dataclass
@@ -216,10 +216,10 @@ class _MemoryFields:
     coreset_ratio:float = 0.1 # fraction of patch features kept (Eq. 7)
     coreset_method:str = 'projected' # 'projected' (greedy on a random projection, PatchCore's) or 'exact' (Eq. 7 in the full space) (ours)
     coreset_projection:int = 128 # dimension of that random projection (ours: PatchCore's 128)
-    coreset_greedy:str = 'auto' # 'global' (exact greedy), 'cells' (greedy within k-means cells: scales to millions of patches) or 'auto' ('cells' from 50,000 patches)
+    coreset_greedy:str = 'auto' # 'global' (exact greedy), 'cells' (greedy within k-means cells: scales to millions of patches) or 'auto' ('cells' from 50,000 patches: every MVTec AD bank at 224 px) (ours: the cells, and the switch)
     reweight_b:int = 9 # b nearest neighbours of c* in Eq. 9 (0: plain nearest-neighbour distance) (ours: PatchCore's b = 9)
     knn_backend:str = 'torch' # 'torch' or 'faiss'
-    knn_index:str = 'auto' # 'flat' (exact search), 'ivf' (k-means cells, probe calibrated to find 99.9 % of exact neighbours) or 'auto' (ivf for large banks)
+    knn_index:str = 'auto' # 'flat' (exact search), 'ivf' (k-means cells, probe calibrated to find 99.9 % of exact neighbours) or 'auto' (ivf from 4,096 bank vectors) (ours)
     bank_dtype:str = 'float32' # 'float16' halves the bank's memory (distances still in float32)
     patch_pool_pad:str = 'include' # border patches count the zero padding in their 3×3 average (PatchCore's; measured better) or 'exclude' it
     map_scores:str = 'reweighted' # the map from Eq. 9's scores (the paper) or 'raw' Eq. 8 distances (PatchCore); the image score is Eq. 9's either way
@@ -371,7 +371,7 @@ PRESETS = {
 }
 
 PRESET_NOTES = {
-    'paper': "the paper's settings: WideResNet50 with torchvision's ImageNet weights (timm wide_resnet50_2.tv_in1k, from the hub), 224 px, 100 + 100 epochs (a GPU's work)",
+    'paper': "the paper's settings where it states them (the package's own defaults, each marked ours in ToCoADConfig, stay on: 10 % held out for validation and the guard, batch-norm recalibration, the cell coreset and search): WideResNet50 with torchvision's ImageNet weights (timm wide_resnet50_2.tv_in1k, from the hub), 224 px, 100 + 100 epochs (a GPU's work)",
     'paper-btad': "the paper's settings for BTAD: 150 epochs of stage II",
     'cpu': 'a laptop CPU: offline ImageNet EfficientNet-Lite0; stage I on a pool of 384 synthetic images (8 passes at 3e-3, a narrower D head), 3 epochs of stage II at 0.003125 (the SimSiam rate) with batch-norm recalibration; chosen on held-out training images (results/choose_*.json)',
     'tiny': 'tests only: a randomly initialised ResNet-18 at 64 px, one epoch per stage; its results mean nothing',

@@ -18,6 +18,7 @@ def load(name):
     return json.loads(p.read_text())
 def f4(v): return '–' if v is None else f'{v:.4f}'
 def pm(ms, digits=4): return '–' if ms is None or ms[0] is None else f'{ms[0]:.{digits}f} ± {ms[1]:.{digits}f}'
+def diff_se(x): return f"{x['difference']:+.4f}" + ('' if x['se'] is None else f" ± {x['se']:.4f}")
 def made_by(r): return f"<sub>`{r['command']}` ({r['made']}, commit {r['commit']}, {r['machine']})</sub>"
 
 def choose_stage1():
@@ -66,7 +67,7 @@ def table5_reading():
         r = load(f'table5_{n}'); px, pro = reading(r, 'pixel_auroc'), {x['comparison']: x for x in reading(r, 'pixel_aupro')}
         for x in px:
             y = pro[x['comparison']]
-            lines.append(f"| {n} | {x['comparison']} | {x['effect_of']} | {x['difference']:+.4f} ± {x['se']:.4f} | {x['verdict']} | {y['difference']:+.4f} ± {y['se']:.4f} | {y['verdict']} |")
+            lines.append(f"| {n} | {x['comparison']} | {x['effect_of']} | {diff_se(x)} | {x['verdict']} | {diff_se(y)} | {y['verdict']} |")
     return '\n'.join(lines + ['', 'SE: the standard error of the difference of two means over the seeds, √(s²ₐ/nₐ + s²ᵦ/nᵦ); beyond noise: larger than 2 SE '
                                '(`tocoad.ablation.table5_reading`, nbs/10a_ablation.ipynb).'])
 

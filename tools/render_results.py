@@ -48,7 +48,8 @@ def table5():
     out = []
     for n in names:
         r = load(f'table5_{n}')
-        out += [f"**{n}** ({len(r['rows'][0]['seeds'])} seeds; mean ± std)", '',
+        k = len(r['rows'][0]['seeds'])
+        out += [f"**{n}** ({k} seed{'s' if k != 1 else ''}; mean ± std)", '',
                 '| condition | image AUROC | pixel AUROC | AUPRO | D probe | validation: frozen F → after | F weight change | feature cosine | fit (s) | peak RSS (MB) |',
                 '|---|---|---|---|---|---|---|---|---|---|']
         for x in r['rows']:

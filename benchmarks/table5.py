@@ -77,6 +77,8 @@ def run_one(a):
         res['figure'], maps = figure_data(model, test, cfg, root); np.save(a.result.replace('.json', '_maps.npy'), maps)
     Path(a.result).write_text(json.dumps(res, indent=1, default=float))
 
+def run_stem(condition:str)->str: return condition.replace(', ', '_').replace(' ', '-').replace('+', 'p')  # a run's file name in --out
+
 def mean_std(v): v = [x for x in v if x is not None]; return (round(float(np.mean(v)), 4), round(float(np.std(v, ddof=1)), 4) if len(v) > 1 else 0.0) if v else (None, None)
 
 def summarise(name, runs):
@@ -121,7 +123,7 @@ def main():
         out = Path(a.out) / name; out.mkdir(parents=True, exist_ok=True)
         todo = [(c, s) for s in a.seeds for c in a.conditions]  # seeds outer: a cut run stays balanced
         for k, (c, s) in enumerate(todo, 1):
-            res = out / f"{c.replace(', ', '_').replace(' ', '-').replace('+', 'p')}_s{s}.json"
+            res = out / f"{run_stem(c)}_s{s}.json"
             if res.is_file(): print(f'[{name} {k}/{len(todo)}] {c}, seed {s}: done before', flush=True); continue
             print(f'[{name} {k}/{len(todo)}] {c}, seed {s} ...', flush=True); t = time.perf_counter()
             cmd = [sys.executable, __file__, '--one', '--root', str(root), '--category', cat, '--over', json.dumps(over), '--condition', c,
@@ -132,7 +134,7 @@ def main():
         runs = [json.loads(p.read_text()) for p in sorted(out.glob('*.json'))]
         runs = [r for r in runs if r['seed'] in a.seeds and r['condition'] in a.conditions]
         summary = summarise(name, runs)
-        maps = {r['condition']: np.load(out / f"{c.replace(', ', '_').replace(' ', '-').replace('+', 'p')}_s0_maps.npy") for r in runs if r['seed'] == 0 for c in [r['condition']]}
+        maps = {r['condition']: np.load(out / f"{run_stem(r['condition'])}_s0_maps.npy") for r in runs if r['seed'] == 0}
         if maps: np.savez_compressed(RESULTS / f'table5_{name}_maps.npz', **{c.replace(', ', '_').replace(' ', '-'): m for c, m in maps.items()})
         p = write_result(f'table5_{name}', dict(what=f"Table 5 with controls on {name} ({cat}), cpu preset, guard off, seeds {sorted({r['seed'] for r in runs})}", preset='cpu',
                                                 conditions={c: CONDITIONS[c] for c in a.conditions}, **({'note': a.note} if a.note else {}), **summary))

@@ -193,6 +193,7 @@ class _Stage2Fields:
 class _LoopFields:
     "ToCoADConfig's fields for the training loop."
     batch_size:int = 16
+    micro_batch:int = 0 # images per micro-batch: each batch runs through the networks in pieces of at most this many, their gradients accumulated into the whole batch's, so training memory no longer grows with batch × image area; 0: automatic from the input size (on CPU, `training.MICRO_PIXELS` pixels per micro-batch; on CUDA, the whole batch) (ours)
     num_workers:int = 4
     amp:bool = True # mixed precision on CUDA (ignored on CPU)
     seed:int = 0
@@ -263,6 +264,7 @@ RANGES = {  # every numeric field, with the values it may take: (check, what to 
     'lam': (_in(0, 1), 'a number in [0, 1]'), 'views': (_in(2, None, integer=True), 'an integer >= 2'), 'proj_dim': (_in(1, None, integer=True), 'an integer >= 1'),
     'pred_layers': (_in(1, None, integer=True), 'an integer >= 1'), 'byol_tau': (_in(0, 1), 'a number in [0, 1]'),
     'batch_size': (_in(2, None, integer=True), 'an integer >= 2 (batch norm needs two samples)'), 'num_workers': (_in(0, None, integer=True), 'an integer >= 0'),
+    'micro_batch': (lambda x: _num(x, True) and (x == 0 or x >= 2), '0 (automatic from the input size) or an integer >= 2 (batch norm needs two samples)'),
     'seed': (_in(0, 2**63 - 1, integer=True), 'an integer >= 0'), 'val_holdout': (_in(0, 1, hi_open=True), 'a number in [0, 1)'),
     'val_every': (_in(1, None, integer=True), 'an integer >= 1'), 'patch_size': (lambda x: _num(x, True) and x >= 1 and x % 2 == 1, 'an odd integer >= 1 (1: no neighbourhood)'),
     'feature_dim': (_in(1, None, integer=True, none=True), 'none (keep every channel) or an integer >= 1'), 'coreset_ratio': (_in(0, 1, lo_open=True), 'a number in (0, 1]'),

@@ -37,6 +37,39 @@ def texture_data(out:Path, size:tuple, train:int=200)->Path:
         subprocess.run([sys.executable, str(tool), str(out), '--h', str(size[0]), '--w', str(size[1]), '--train', str(train)], check=True)
     return out
 
+def query_sets(m, batches):
+    "The patch features of each batch, as the bank's queries."
+    from tocoad.memory import aggregate_patches
+    cfg = m.cfg
+    with torch.inference_mode():
+        return [p.permute(0, 2, 3, 1).reshape(-1, p.shape[1]) for p in (aggregate_patches(m.F(b), cfg.memory_layers, patch_size=cfg.patch_size, feature_dim=cfg.feature_dim) for b in batches)]
+
+def predict_steps(m, batches, repeats, bare=None, peer:bool=True):
+    "Seconds for one pass over `batches` of each step of prediction (median of `repeats`), beside the bare timm forward and anomalib's PatchcoreModel on the same bank (if installed): (steps, peer model or None)."
+    from tocoad.backbone import offline_classifier
+    from tocoad.memory import aggregate_patches, anomaly_map
+    from tocoad.search import NearestNeighbours
+    cfg, dev = m.cfg, m.bank.vectors.device; sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
+    def timed(fn, items):
+        return median_time(lambda b: (fn(b), sync()), items, repeats)
+    bare = bare or offline_classifier().to(dev).eval()
+    feats = [m.F(b) for b in batches]; qs = query_sets(m, batches)
+    grid = (feats[0][cfg.memory_layers[0]].shape[-2:]); exact = NearestNeighbours(m.bank.vectors); H, W = batches[0].shape[-2:]; steps = {}
+    with torch.inference_mode():
+        steps['bare timm forward (whole classifier)'] = timed(bare, batches)
+        steps['backbone (F to layer 3)'] = timed(m.F, batches)
+        steps['patch aggregation'] = timed(lambda f: aggregate_patches(f, cfg.memory_layers, patch_size=cfg.patch_size, feature_dim=cfg.feature_dim), feats)
+        steps['neighbour search, exact (flat)'] = timed(lambda q: exact.search(q, 1), qs)
+        steps[f'neighbour search, model ({m.bank.search_kind})'] = timed(lambda q: m.bank.knn.search(q, 1), qs)
+        steps['bank scoring (search + Eq. 9)'] = timed(m.bank.score, qs)
+        steps['map (up-sample + smooth)'] = timed(lambda q: anomaly_map(q[:, 0].reshape(-1, *grid), (H, W), sigma=cfg.smoothing_sigma), qs)
+        steps['tocoad predict (all of it)'] = timed(m.predict, batches)
+        p = None
+        if peer and importlib.util.find_spec('anomalib') is not None:
+            p = peer_model(m).to(dev); steps['anomalib PatchcoreModel, same bank'] = timed(p, batches)
+        elif peer: print('(anomalib is not installed: pip install -e ".[bench]" for the peer figure)')
+    return steps, p
+
 def fitted_model(a):
     from tocoad.core import preset
     from tocoad.data import load_samples
@@ -67,9 +100,7 @@ if __name__ == '__main__':
     a = ap.parse_args(); torch.set_num_threads(a.threads); warnings.simplefilter('ignore')
     if a.texture: a.size = a.size or [640, 256]; a.data, a.category = str(texture_data(Path(a.texture), a.size, train=a.train)), 'texture'
     a.size = a.size or [256, 256]; tag = a.category + ('' if a.size == [256, 256] and not a.texture else f'_{a.size[0]}x{a.size[1]}')
-    from tocoad.backbone import offline_classifier
     from tocoad.data import load_samples, AnomalyDataset
-    from tocoad.memory import aggregate_patches, anomaly_map
     from tocoad.search import NearestNeighbours
     m = fitted_model(a); cfg = m.cfg
     ds = AnomalyDataset(load_samples(a.data, a.category, split='test'), m.transform)
@@ -78,23 +109,8 @@ if __name__ == '__main__':
     print(f'{a.category}: {n} test images {tuple(x.shape[1:])}, bank {tuple(m.bank.vectors.shape)}, b = {cfg.reweight_b}, batch {a.batch}, '
           f'{a.threads} threads, torch {torch.__version__}; median of {a.repeats} passes')
 
-    bare = offline_classifier()
-    feats = [m.F(b) for b in batches]; pfs = [aggregate_patches(f, cfg.memory_layers, patch_size=cfg.patch_size, feature_dim=cfg.feature_dim) for f in feats]
-    qs = [p.permute(0, 2, 3, 1).reshape(-1, p.shape[1]) for p in pfs]
-    grid = pfs[0].shape[-2:]; exact = NearestNeighbours(m.bank.vectors)
-    steps = {}
-    with torch.inference_mode():
-        steps['bare timm forward (whole classifier)'] = median_time(bare, batches, a.repeats)
-        steps['backbone (F to layer 3)'] = median_time(m.F, batches, a.repeats)
-        steps['patch aggregation'] = median_time(lambda f: aggregate_patches(f, cfg.memory_layers, patch_size=cfg.patch_size, feature_dim=cfg.feature_dim), feats, a.repeats)
-        steps['neighbour search, exact (flat)'] = median_time(lambda q: exact.search(q, 1), qs, a.repeats)
-        steps[f'neighbour search, model ({m.bank.search_kind})'] = median_time(lambda q: m.bank.knn.search(q, 1), qs, a.repeats)
-        steps['bank scoring (search + Eq. 9)'] = median_time(m.bank.score, qs, a.repeats)
-        steps['map (up-sample + smooth)'] = median_time(lambda q: anomaly_map(q[:, 0].reshape(-1, *grid), tuple(x.shape[-2:]), sigma=cfg.smoothing_sigma), qs, a.repeats)
-        steps['tocoad predict (all of it)'] = ours = median_time(m.predict, batches, a.repeats)
-        if importlib.util.find_spec('anomalib') is not None:
-            peer = peer_model(m); steps['anomalib PatchcoreModel, same bank'] = median_time(peer, batches, a.repeats)
-        else: peer = None; print('(anomalib is not installed: pip install -e ".[bench]" for the peer figure)')
+    steps, peer = predict_steps(m, batches, a.repeats)
+    ours = steps['tocoad predict (all of it)']; qs = query_sets(m, batches); exact = NearestNeighbours(m.bank.vectors)
     for k, s in steps.items(): print(f'  {k:40} {n / s:8.1f} images/s   {1000 * s / n:7.1f} ms/image')
     ivf_info = None
     if m.bank.search_kind == 'ivf':

@@ -43,8 +43,8 @@ def main():
     ap.add_argument('--one', nargs=2, metavar=('HxW', 'MICRO'), help=argparse.SUPPRESS)  # the child process
     ap.add_argument('--no-write', action='store_true', help='print only (a smoke run)')
     a = ap.parse_args()
-    import torch; torch.set_num_threads(a.threads)
     if a.one:
+        import torch; torch.set_num_threads(a.threads)
         H, W = map(int, a.one[0].split('x')); print('RESULT ' + json.dumps(one((H, W), int(a.one[1]), images=a.images))); return
     rows = []
     for s in a.sizes:

@@ -42,6 +42,7 @@ def main():
     ap.add_argument('--threads', type=int, default=2); ap.add_argument('--images', type=int, default=16)
     ap.add_argument('--one', nargs=2, metavar=('HxW', 'MICRO'), help=argparse.SUPPRESS)  # the child process
     ap.add_argument('--no-write', action='store_true', help='print only (a smoke run)')
+    ap.add_argument('--name', default='train_memory', help='results/<name>.json'); ap.add_argument('--note', default='', help='a sentence kept in the result (what shared the machine)')
     a = ap.parse_args()
     if a.one:
         import torch; torch.set_num_threads(a.threads)
@@ -59,7 +60,18 @@ def main():
                   f"({time.perf_counter() - t:.0f} s in all)", flush=True)
     if rows and not a.no_write:
         from _results import write_result
-        write_result('train_memory', dict(what=f'peak RSS of a dnp+ncl fit (cpu preset, one batch of {a.images} synthetic texture images per stage, stage I on a pool of them) by input size and micro_batch (0: automatic), each in its own process, {a.threads} threads',
-                                          rows=rows))
+        write_result(a.name, dict(what=f'peak RSS of a dnp+ncl fit (cpu preset, one batch of {a.images} synthetic texture images per stage, stage I on a pool of them) by input size and micro_batch (0: automatic), each in its own process, {a.threads} threads',
+                                  rows=rows, fit=per_image_fit(rows), **({'note': a.note} if a.note else {})))
+
+def per_image_fit(rows:list)->dict:
+    "Per input size, the least-squares line stage II peak (MB) = intercept + slope × images per micro-batch: what one more image in a micro-batch costs."
+    import numpy as np
+    out = {}
+    for s in sorted({r['size'] for r in rows}):
+        rs = [r for r in rows if r['size'] == s]
+        if len({r['micro_used'] for r in rs}) < 2: continue
+        slope, icept = np.polyfit([r['micro_used'] for r in rs], [r['stage_ii_peak_mb'] for r in rs], 1)
+        H, W = map(int, s.split('x')); out[s] = dict(mb_per_image=round(float(slope), 1), intercept_mb=round(float(icept)), kb_per_pixel=round(float(slope) * 1024 / (H * W), 2))
+    return out
 
 if __name__ == '__main__': main()

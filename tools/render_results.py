@@ -96,11 +96,33 @@ def predict():
         out += [f'| {k} | {v:.1f} | {1000 / v:.1f} |' for k, v in r['ms_per_image'].items()]
         out += ['', f"tocoad predict runs at {r['predict_over_forward']:.2f} × the speed of the bare classifier forward"
                 + (f", and anomalib's PatchcoreModel with the same bank takes {r['peer_over_predict']:.2f} × tocoad's time." if r.get('peer_over_predict') else '.')]
+        if r.get('search_over_forward') is not None:
+            c = r['search_choice']
+            out += ['', f"The model's search takes {r['search_over_forward']:.2f} × the bare forward's time. At fit it was chosen by timing both on 2,048 held-out patches: "
+                    f"exact {c['knn_exact_ms']} ms, cells {c['knn_cells_ms']} ms (probe {c['knn_cells_probe']} cells); kept: {c['knn_choice']}." if c.get('knn_choice') else
+                    f"The model's search takes {r['search_over_forward']:.2f} × the bare forward's time (a bank below IVF_FROM vectors: searched exactly, not timed)."]
         if r.get('ivf'):
             v = r['ivf']; out += ['', f"The inverted-list search ({v['cells']} cells, probe {v['probe']}) found the exact nearest neighbour for {100 * v['exact_found']:.2f} % of the "
                                   f"{v['test_patches']} test patches (largest relative distance excess {v['largest_excess']:.4f}); metrics ivf vs exact: "
                                   + ', '.join(f"{k} {a:.4f} vs {b:.4f}" for k, (a, b) in v['metrics'].items()) + '.']
         out += ['', made_by(r), '']
+    return '\n'.join(out).rstrip()
+
+def train_memory():
+    r = load('train_memory')
+    lines = ['| input | micro_batch | images per micro-batch | peak RSS (GB) | stage I peak (MB) | stage II peak (MB) | before training (MB) | stage II images / s |', '|---|---|---|---|---|---|---|---|']
+    lines += [f"| {x['size']} | {x['micro_batch'] or 'auto (0)'} | {x['micro_used']} | {x['peak_gb']:.2f} | {x['stage_i_peak_mb']} | {x['stage_ii_peak_mb']} | {x['rss_start_mb']} | {x['stage_ii_images_per_s']:.2f} |" for x in r['rows']]
+    return '\n'.join(lines + ['', r['what'] + '. ' + made_by(r)])
+
+def train_steps():
+    out = []
+    for p in sorted(RESULTS.glob('train_steps_*.json')):
+        r = json.loads(p.read_text()); parts = [k for k in r['ms']['stage II'] if k != 'step']
+        out += [f"{r['what']}; batch {r['images_per_step']}, micro-batches of {r['micro']}:", '', '| ms per step | ' + ' | '.join(parts) + ' | step | images / s |', '|---|' + '---|' * (len(parts) + 2)]
+        out += [f"| {s} | " + ' | '.join(f"{d[k]:.0f}" if k in d else '' for k in parts) + f" | {d['step']:.0f} | {1000 * r['images_per_step'] / d['step']:.2f} |" for s, d in r['ms'].items()]
+        out += ['', f"Stage I runs at {r['stage_I_over_limit']:.2f} × the bare forward + backward of F on its images ({r['stage_I_over_forward']:.2f} × F's bare forward; F is frozen there), "
+                f"stage II at {r['stage_II_over_limit']:.2f} × F's forward + backward of its views and anomalies; the networks' own work is "
+                f"{100 * r['networks_share']['stage I']:.0f} % (stage I) and {100 * r['networks_share']['stage II']:.0f} % (stage II) of a step.", '', made_by(r), '']
     return '\n'.join(out).rstrip()
 
 def coreset():
@@ -121,7 +143,7 @@ def notebook_times():
     return '\n'.join(lines + ['', made_by(r)])
 
 BLOCKS = {'choose_stage1': choose_stage1, 'choose_bn': choose_bn, 'choose_stage2': choose_stage2, 'table5': table5, 'table5_reading': table5_reading,
-          'demo': demo, 'peer': peer, 'predict': predict, 'coreset': coreset, 'notebook_times': notebook_times}
+          'demo': demo, 'peer': peer, 'predict': predict, 'coreset': coreset, 'train_memory': train_memory, 'train_steps': train_steps, 'notebook_times': notebook_times}
 
 def render(text:str)->str:
     "`text` with every results block re-rendered."

@@ -1,0 +1,41 @@
+"""Bottle's `dnp+ncl` row of Table 5 with the `cpu` preset's automatic micro-batches, beside the same row made before them (issue 21).
+
+Micro-batches change what batch norm sees during training (each micro-batch's own statistics), so the metrics
+may move: this runs benchmarks/table5.py's one-run path (the same fit and evaluation, its own process, its own peak
+RSS) for `dnp+ncl` with `--seed`, and writes results/micro_batch_bottle.json with its metrics, fit time, peak RSS and
+the micro-batch used, beside the `dnp+ncl` runs of Table 5 found in `--reference` (their JSON files, one per seed:
+`dnppncl_s<seed>.json` in a table5.py --out folder).
+Usage: python benchmarks/bench_micro_bottle.py [--seed 0] [--reference runs/table5/bottle] [--threads 2]
+"""
+import argparse, json, subprocess, sys, os
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import write_result
+
+METRICS = ('image_auroc', 'pixel_auroc', 'pixel_aupro')
+
+def main():
+    ap = argparse.ArgumentParser(); ap.add_argument('--seed', type=int, default=0); ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--reference', default='runs/table5/bottle'); ap.add_argument('--out', default='runs/micro_bottle')
+    a = ap.parse_args()
+    from tocoad.core import data_root, preset
+    from tocoad.training import micro_batch_size, MICRO_PIXELS
+    ref = [json.loads(p.read_text()) for p in sorted(Path(a.reference).glob('dnppncl_s*.json'))]
+    if not ref: raise SystemExit(f'tocoad: error: no dnppncl_s*.json in {a.reference}: give the folder of a table5.py run on bottle (--reference)')
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True); res = out / f'dnppncl_s{a.seed}.json'
+    if not res.is_file():
+        subprocess.run([sys.executable, str(Path(__file__).parent / 'table5.py'), '--one', '--root', str(data_root('mvtec_ad')), '--category', 'bottle', '--over', '{}',
+                        '--condition', 'dnp+ncl', '--seed', str(a.seed), '--result', str(res), '--threads', str(a.threads)],
+                       check=True, env={**os.environ, 'HF_HUB_OFFLINE': '1', 'PYTHONWARNINGS': 'ignore::UserWarning'})
+    r = json.loads(res.read_text()); cfg = preset('cpu')
+    keep = lambda x: {k: x.get(k) for k in (*METRICS, 'seed', 'fit_s', 'peak_rss_mb')}
+    row = dict(keep(r), micro_batch=micro_batch_size(cfg), micro_pixels=MICRO_PIXELS)
+    print(f"micro-batches of {row['micro_batch']}: " + '  '.join(f'{k} {r[k]:.4f}' for k in METRICS) + f"  fit {r['fit_s']} s  peak RSS {r['peak_rss_mb']} MB")
+    for x in ref: print(f"before, seed {x['seed']}:      " + '  '.join(f'{k} {x[k]:.4f}' for k in METRICS) + f"  fit {x['fit_s']} s  peak RSS {x['peak_rss_mb']} MB")
+    spread = {k: [min(x[k] for x in ref), max(x[k] for x in ref)] for k in METRICS}
+    inside = {k: spread[k][0] - 1e-9 <= r[k] <= spread[k][1] + 1e-9 for k in METRICS}
+    print('within the seeds\' range before micro-batches: ' + ', '.join(f'{k} {"yes" if v else "no"}' for k, v in inside.items()))
+    write_result('micro_batch_bottle', dict(what=f"bottle, cpu preset, dnp+ncl, guard off, with automatic micro-batches ({row['micro_batch']} images at 224 px), beside the Table 5 runs made before them",
+                                            micro=row, before=[keep(x) for x in ref], before_range=spread, within_range=inside))
+
+if __name__ == '__main__': main()

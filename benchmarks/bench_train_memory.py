@@ -15,7 +15,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 def rss_mb(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-def one(size:tuple, micro:int, images:int=16, preset_name:str='cpu', device:str='cpu', work:str='/tmp/tocoad_bench_texture')->dict:
+def one(size:tuple, micro:int, images:int=16, preset_name:str='cpu', device:str='cpu', work:str='/tmp/tocoad_bench_texture', checkpoint:bool=False)->dict:
     "Train one batch per stage at `size` with `micro_batch=micro` in this process: peak memory (RSS, or CUDA's allocator on a GPU) and seconds per stage."
     import torch
     from bench_predict import texture_data
@@ -25,9 +25,9 @@ def one(size:tuple, micro:int, images:int=16, preset_name:str='cpu', device:str=
     from _stages import time_stages
     H, W = size; root = texture_data(Path(work) / f'{H}x{W}', (H, W), train=images)
     cfg = preset(preset_name, image_size=(H, W), resize=(H, W), crop=False, micro_batch=micro, stage1_epochs=1, stage2_epochs=1,
-                 stage1_pool=images, val_holdout=0.0, device=device)
+                 stage1_pool=images, val_holdout=0.0, device=device, checkpoint_F=checkpoint)
     samples = load_samples(root, 'texture')[:images]
-    out = dict(size=f'{H}x{W}', micro_batch=micro, micro_used=micro_batch_size(cfg, device=torch.device(device if device != 'auto' else 'cpu')),
+    out = dict(size=f'{H}x{W}', micro_batch=micro, checkpoint_F=checkpoint, micro_used=micro_batch_size(cfg, device=torch.device(device if device != 'auto' else 'cpu')),
                images=len(samples), batch=cfg.batch_size, threads=torch.get_num_threads(), rss_start_mb=round(rss_mb()))
     for name, dt, steps, loss, mb in time_stages(cfg, samples):
         key = name.replace(' ', '_').lower()
@@ -40,24 +40,24 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--sizes', nargs='+', default=['256x256', '640x256']); ap.add_argument('--micro', type=int, nargs='+', default=[16, 4, 2, 0])
     ap.add_argument('--threads', type=int, default=2); ap.add_argument('--images', type=int, default=16)
+    ap.add_argument('--checkpoint', action='store_true', help='also each configuration with checkpoint_F (activation checkpointing of F in stage II)')
     ap.add_argument('--one', nargs=2, metavar=('HxW', 'MICRO'), help=argparse.SUPPRESS)  # the child process
     ap.add_argument('--no-write', action='store_true', help='print only (a smoke run)')
     ap.add_argument('--name', default='train_memory', help='results/<name>.json'); ap.add_argument('--note', default='', help='a sentence kept in the result (what shared the machine)')
     a = ap.parse_args()
     if a.one:
         import torch; torch.set_num_threads(a.threads)
-        H, W = map(int, a.one[0].split('x')); print('RESULT ' + json.dumps(one((H, W), int(a.one[1]), images=a.images))); return
+        H, W = map(int, a.one[0].split('x')); print('RESULT ' + json.dumps(one((H, W), int(a.one[1]), images=a.images, checkpoint=a.checkpoint))); return
     rows = []
-    for s in a.sizes:
-        for m in a.micro:
-            t = time.perf_counter()
-            r = subprocess.run([sys.executable, __file__, '--one', s, str(m), '--threads', str(a.threads), '--images', str(a.images)], capture_output=True, text=True)
-            line = [ln for ln in r.stdout.splitlines() if ln.startswith('RESULT ')]
-            if r.returncode or not line: print(f'{s} micro {m}: failed\n{r.stderr[-1500:]}'); continue
-            row = json.loads(line[0][7:]); rows.append(row)
-            print(f"{s:>8} micro_batch {m:>2} (uses {row['micro_used']:>2}): peak RSS {row['peak_gb']:5.2f} GB (stage I {row['stage_i_peak_mb']} MB, "
-                  f"stage II {row['stage_ii_peak_mb']} MB, before training {row['rss_start_mb']} MB); stage II {row['stage_ii_images_per_s']:.2f} images/s "
-                  f"({time.perf_counter() - t:.0f} s in all)", flush=True)
+    for s, m, ck in [(s, m, ck) for s in a.sizes for m in a.micro for ck in ([False, True] if a.checkpoint else [False])]:
+        t = time.perf_counter()
+        r = subprocess.run([sys.executable, __file__, '--one', s, str(m), '--threads', str(a.threads), '--images', str(a.images)] + (['--checkpoint'] if ck else []), capture_output=True, text=True)
+        line = [ln for ln in r.stdout.splitlines() if ln.startswith('RESULT ')]
+        if r.returncode or not line: print(f'{s} micro {m}: failed\n{r.stderr[-1500:]}'); continue
+        row = json.loads(line[0][7:]); rows.append(row)
+        print(f"{s:>8} micro_batch {m:>2} (uses {row['micro_used']:>2}){', F checkpointed' if ck else ''}: peak RSS {row['peak_gb']:5.2f} GB (stage I {row['stage_i_peak_mb']} MB, "
+              f"stage II {row['stage_ii_peak_mb']} MB, before training {row['rss_start_mb']} MB); stage II {row['stage_ii_images_per_s']:.2f} images/s "
+              f"({time.perf_counter() - t:.0f} s in all)", flush=True)
     if rows and not a.no_write:
         from _results import write_result
         write_result(a.name, dict(what=f'peak RSS of a dnp+ncl fit (cpu preset, one batch of {a.images} synthetic texture images per stage, stage I on a pool of them) by input size and micro_batch (0: automatic), each in its own process, {a.threads} threads',
@@ -68,7 +68,7 @@ def per_image_fit(rows:list)->dict:
     import numpy as np
     out = {}
     for s in sorted({r['size'] for r in rows}):
-        rs = [r for r in rows if r['size'] == s]
+        rs = [r for r in rows if r['size'] == s and not r.get('checkpoint_F')]
         if len({r['micro_used'] for r in rs}) < 2: continue
         slope, icept = np.polyfit([r['micro_used'] for r in rs], [r['stage_ii_peak_mb'] for r in rs], 1)
         H, W = map(int, s.split('x')); out[s] = dict(mb_per_image=round(float(slope), 1), intercept_mb=round(float(icept)), kb_per_pixel=round(float(slope) * 1024 / (H * W), 2))

@@ -253,8 +253,19 @@ def test_micro_batches_give_the_whole_batch_gradient_with_batchnorm_frozen(toy, 
             net.zero_grad(); training.accumulate(training.ncl_step(net, None, target=None, cfg=cfg, rt=rt), batch, micro=micro); return _grads(net.parameters())
         assert not torch.allclose(train_bn(2), train_bn(6), rtol=1e-3, atol=1e-6)
 
-def test_a_fit_in_micro_batches_trains_what_the_paper_says(toy):
-    "micro_batch=2 of a batch of 8: F's forwards in training see 2 images (stage I) or 2 × 3 (stage II), and each stage still changes exactly what it should."
+def test_checkpointing_F_keeps_the_gradient(toy):
+    "checkpoint_F recomputes F's activations in the backward pass: the same gradient (batch norm frozen), on the real stage II step."
+    cfg = tiny(batch_size=4); p, base = _parts(cfg, toy[:4]); rt = p.runtime
+    batch = next(iter(rt.train_loader(StageDataset(base, p.G, views=2, seed=0), batch_size=4, num_workers=0, seed=0, epoch=0)))
+    def grads(ck):
+        F, C = copy.deepcopy(p.F), copy.deepcopy(p.C); F.body.set_grad_checkpointing(ck)
+        net = training.set_batchnorm(training.FineTuned(F, C).eval(), 'frozen').requires_grad_(True); net.zero_grad()
+        training.accumulate(training.ncl_step(net, copy.deepcopy(p.D).eval(), target=None, cfg=cfg, rt=rt), batch, micro=2); return _grads(net.parameters())
+    torch.testing.assert_close(grads(True), grads(False), rtol=1e-4, atol=1e-6)
+
+@pytest.mark.parametrize('checkpoint_F', [False, True])
+def test_a_fit_in_micro_batches_trains_what_the_paper_says(toy, checkpoint_F):
+    "micro_batch=2 of a batch of 8: F's forwards in training see 2 images (stage I) or 2 × 3 (stage II), and each stage still changes exactly what it should (also with F checkpointed)."
     sizes = []
     def record(stage, parts):
         parts['F'].register_forward_pre_hook(lambda m, a: sizes.append((stage, len(a[0]))) if torch.is_grad_enabled() and m.training else None)
@@ -262,7 +273,7 @@ def test_a_fit_in_micro_batches_trains_what_the_paper_says(toy):
     def on_step(stage, k, parts):
         if k == 0 and stage == 2: record(2, parts)
         seen[stage, k] = _snap(parts)
-    cfg = tiny(backbone='tf_efficientnet_lite0', weights='offline', stage1_epochs=1, stage2_epochs=1, batch_size=8, weight_decay=0.0, stage2_bn='frozen', micro_batch=2)
+    cfg = tiny(backbone='tf_efficientnet_lite0', weights='offline', stage1_epochs=1, stage2_epochs=1, batch_size=8, weight_decay=0.0, stage2_bn='frozen', micro_batch=2, checkpoint_F=checkpoint_F)
     F, D, h, _ = train_tocoad(cfg, toy, progress=False, on_step=on_step)
     assert [s for s in sizes if s[0] == 2] == [(2, 2 * 3)] * 4, sizes  # 4 micro-batches of 2 images, each with 2 views and 1 anomaly
     b, a = seen[1, 0], seen[1, 1]
@@ -270,6 +281,7 @@ def test_a_fit_in_micro_batches_trains_what_the_paper_says(toy):
     b, a = seen[2, 0], seen[2, 1]
     assert _changed(b['F'], a['F']) == set(b['F']) and _changed(b['C'], a['C']) == set(b['C']) and _changed(b['D'], a['D']) == set()
     assert len(h) == 2 and all(np.isfinite(x['loss']) for x in h)
+    assert not F.body.grad_checkpointing  # off after stage II
 
 def test_micro_batch_setting_and_its_automatic_choice():
     assert training.micro_batch_size(tiny()) == 4  # 64 px: the whole batch, as before micro-batches existed

@@ -194,6 +194,7 @@ class _LoopFields:
     "ToCoADConfig's fields for the training loop."
     batch_size:int = 16
     micro_batch:int = 0 # images per micro-batch: each batch runs through the networks in pieces of at most this many, their gradients accumulated into the whole batch's, so training memory no longer grows with batch × image area; 0: automatic from the input size (on CPU, `training.MICRO_PIXELS` pixels per micro-batch; on CUDA, the whole batch) (ours)
+    checkpoint_F:bool = False # stage II: activation checkpointing of F (timm's, one checkpoint per stage of the backbone): F's activations are recomputed in the backward pass instead of kept, for less memory per image at the cost of about one more forward of F (ours)
     num_workers:int = 4
     amp:bool = True # mixed precision on CUDA (ignored on CPU)
     seed:int = 0

@@ -110,8 +110,8 @@ def predict():
 
 def train_memory():
     r = load('train_memory')
-    lines = ['| input | micro_batch | images per micro-batch | peak RSS (GB) | stage I peak (MB) | stage II peak (MB) | before training (MB) | stage II images / s |', '|---|---|---|---|---|---|---|---|']
-    lines += [f"| {x['size']} | {x['micro_batch'] or 'auto (0)'} | {x['micro_used']} | {x['peak_gb']:.2f} | {x['stage_i_peak_mb']} | {x['stage_ii_peak_mb']} | {x['rss_start_mb']} | {x['stage_ii_images_per_s']:.2f} |" for x in r['rows']]
+    lines = ['| input | micro_batch | images per micro-batch | F checkpointed | peak RSS (GB) | stage I peak (MB) | stage II peak (MB) | before training (MB) | stage II images / s |', '|---|---|---|---|---|---|---|---|---|']
+    lines += [f"| {x['size']} | {x['micro_batch'] or 'auto (0)'} | {x['micro_used']} | {'yes' if x.get('checkpoint_F') else 'no'} | {x['peak_gb']:.2f} | {x['stage_i_peak_mb']} | {x['stage_ii_peak_mb']} | {x['rss_start_mb']} | {x['stage_ii_images_per_s']:.2f} |" for x in r['rows']]
     return '\n'.join(lines + ['', r['what'] + '. ' + made_by(r)])
 
 def train_steps():

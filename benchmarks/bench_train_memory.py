@@ -6,7 +6,7 @@ batch of 16 synthetic uniform-texture images (shared/tools/make_texture.py) at e
 the data set. `--micro 0` is the automatic choice (`training.micro_batch_size`). Each configuration runs in a fresh
 subprocess, so its peak resident memory (ru_maxrss) is its own; `rss_start_mb` is the peak before training (the
 imports, F, D and C built). Writes results/train_memory.json.
-Usage: python benchmarks/bench_train_memory.py [--sizes 256x256 640x256] [--micro 16 4 2 0] [--threads 2]
+Usage: python benchmarks/bench_train_memory.py [--sizes 256x256 640x256:4,2,0] [--micro 16 4 2 0] [--threads 2] [--checkpoint]
 """
 import argparse, json, os, resource, subprocess, sys, time
 from pathlib import Path
@@ -43,13 +43,15 @@ def main():
     ap.add_argument('--checkpoint', action='store_true', help='also each configuration with checkpoint_F (activation checkpointing of F in stage II)')
     ap.add_argument('--one', nargs=2, metavar=('HxW', 'MICRO'), help=argparse.SUPPRESS)  # the child process
     ap.add_argument('--no-write', action='store_true', help='print only (a smoke run)')
+    ap.add_argument('--append', action='store_true', help='keep the rows already in results/<name>.json (a row of the same size, micro_batch and checkpoint_F is replaced)')
     ap.add_argument('--name', default='train_memory', help='results/<name>.json'); ap.add_argument('--note', default='', help='a sentence kept in the result (what shared the machine)')
     a = ap.parse_args()
     if a.one:
         import torch; torch.set_num_threads(a.threads)
         H, W = map(int, a.one[0].split('x')); print('RESULT ' + json.dumps(one((H, W), int(a.one[1]), images=a.images, checkpoint=a.checkpoint))); return
     rows = []
-    for s, m, ck in [(s, m, ck) for s in a.sizes for m in a.micro for ck in ([False, True] if a.checkpoint else [False])]:
+    per_size = [(s.split(':')[0], [int(v) for v in s.split(':')[1].split(',')] if ':' in s else a.micro) for s in a.sizes]  # 'HxW:16,4,0': that size's own list
+    for s, m, ck in [(s, m, ck) for s, ms in per_size for m in ms for ck in ([False, True] if a.checkpoint else [False])]:
         t = time.perf_counter()
         r = subprocess.run([sys.executable, __file__, '--one', s, str(m), '--threads', str(a.threads), '--images', str(a.images)] + (['--checkpoint'] if ck else []), capture_output=True, text=True)
         line = [ln for ln in r.stdout.splitlines() if ln.startswith('RESULT ')]
@@ -59,7 +61,10 @@ def main():
               f"stage II {row['stage_ii_peak_mb']} MB, before training {row['rss_start_mb']} MB); stage II {row['stage_ii_images_per_s']:.2f} images/s "
               f"({time.perf_counter() - t:.0f} s in all)", flush=True)
     if rows and not a.no_write:
-        from _results import write_result
+        from _results import write_result, read_result, RESULTS
+        if a.append and (RESULTS / f'{a.name}.json').is_file():
+            key = lambda r: (r['size'], r['micro_batch'], r.get('checkpoint_F', False))
+            new = {key(r) for r in rows}; rows = [r for r in read_result(a.name)['rows'] if key(r) not in new] + rows
         write_result(a.name, dict(what=f'peak RSS of a dnp+ncl fit (cpu preset, one batch of {a.images} synthetic texture images per stage, stage I on a pool of them) by input size and micro_batch (0: automatic), each in its own process, {a.threads} threads',
                                   rows=rows, fit=per_image_fit(rows), **({'note': a.note} if a.note else {})))
 

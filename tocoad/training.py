@@ -266,6 +266,11 @@ def guarded_epochs(guard, F:FeatureExtractor, clean:Dataset, *, cfg:ToCoADConfig
     return on_epoch
 
 # %% ../nbs/07_training.ipynb #b77d906e
+def _checkpointing(F:FeatureExtractor, on:bool):
+    "Turn timm's activation checkpointing of F's backbone on or off (`checkpoint_F`)."
+    if hasattr(F.body, 'set_grad_checkpointing'): F.body.set_grad_checkpointing(on)
+    elif on: raise TocoadError(f'checkpoint_F=True: the backbone ({type(F.body).__name__}) has no activation checkpointing in timm; use checkpoint_F=False')
+
 def train_stage2(F:FeatureExtractor, D:DiscriminativeNetwork|None, C:ContrastiveHead, dataset:StageDataset, *, cfg:ToCoADConfig,
                  rt:Runtime, out_dir=None, resume:bool=False, progress:bool=True, on_step=None, guard=None)->list:
     """Stage II (NCL): fine-tune F jointly with C by λ·L_sym + (1−λ)·L_neg (Eq. 6); D (if given) stays frozen.
@@ -275,7 +280,7 @@ def train_stage2(F:FeatureExtractor, D:DiscriminativeNetwork|None, C:Contrastive
     training_mode = lambda: set_batchnorm(F.train(), cfg.stage2_bn)
     wrapped = rt.wrap(FineTuned(F, C).train(), find_unused=D is None); training_mode()  # without D, layers that C does not read get no gradient
     if D is not None: D.eval().requires_grad_(False).zero_grad(set_to_none=True)  # frozen: no gradient, not even stage I's last
-    F.body.set_grad_checkpointing(cfg.checkpoint_F)  # off again below: the bank's forward keeps nothing for a backward pass anyway
+    _checkpointing(F, cfg.checkpoint_F)  # off again below: the bank's forward keeps nothing for a backward pass anyway
     target = MomentumTarget(F, C, tau=cfg.byol_tau).to(rt.device) if cfg.cl_method == 'byol' else None
     clean = AnomalyDataset(dataset.base.samples, dataset.base.transform)  # the normal images as the memory bank sees them
     if guard is not None: guard.start(F, resume=resume); training_mode()  # frozen F, before the first step
@@ -284,7 +289,7 @@ def train_stage2(F:FeatureExtractor, D:DiscriminativeNetwork|None, C:Contrastive
     history = run_stage(2, ncl_step(wrapped, D, target=target, cfg=cfg, rt=rt), modules=modules, params=[*F.parameters(), *C.parameters()], dataset=dataset,
                         cfg=cfg, rt=rt, out_dir=out_dir, resume=resume, progress=progress, after_step=(lambda: target.update(F, C)) if target is not None else None,
                         on_step=(lambda k: on_step(2, k, watched)) if on_step else None, on_epoch=guarded_epochs(guard, F, clean=clean, cfg=cfg, rt=rt, then=training_mode), state=guard.records if guard is not None else None)
-    F.body.set_grad_checkpointing(False)
+    _checkpointing(F, False)
     if guard is not None: guard.finish(F.eval())  # every F it scored was already as the memory bank will see it
     else: as_scored(F, clean, cfg=cfg, rt=rt)
     return history

@@ -109,10 +109,14 @@ def predict():
     return '\n'.join(out).rstrip()
 
 def train_memory():
-    r = load('train_memory')
-    lines = ['| input | micro_batch | images per micro-batch | F checkpointed | peak RSS (GB) | stage I peak (MB) | stage II peak (MB) | before training (MB) | stage II images / s |', '|---|---|---|---|---|---|---|---|---|']
-    lines += [f"| {x['size']} | {x['micro_batch'] or 'auto (0)'} | {x['micro_used']} | {'yes' if x.get('checkpoint_F') else 'no'} | {x['peak_gb']:.2f} | {x['stage_i_peak_mb']} | {x['stage_ii_peak_mb']} | {x['rss_start_mb']} | {x['stage_ii_images_per_s']:.2f} |" for x in r['rows']]
-    return '\n'.join(lines + ['', r['what'] + '. ' + made_by(r)])
+    out = []
+    for p in sorted(RESULTS.glob('train_memory*.json')):
+        r = json.loads(p.read_text())
+        out += ['| input | micro_batch | images per micro-batch | F checkpointed | peak RSS (GB) | stage I peak (MB) | stage II peak (MB) | before training (MB) | stage II images / s |', '|---|---|---|---|---|---|---|---|---|']
+        out += [f"| {x['size']} | {x['micro_batch'] or 'auto (0)'} | {x['micro_used']} | {'yes' if x.get('checkpoint_F') else 'no'} | {x['peak_gb']:.2f} | {x['stage_i_peak_mb']} | {x['stage_ii_peak_mb']} | {x['rss_start_mb']} | {x['stage_ii_images_per_s']:.2f} |" for x in r['rows']]
+        fit = '; '.join(f"{s}: {v['mb_per_image']:.0f} MB per image in a stage II micro-batch ({v['kb_per_pixel']:.1f} KB per input pixel)" for s, v in r.get('fit', {}).items())
+        out += ['', r['what'] + '. ' + (fit + '. ' if fit else '') + (r['note'] + '. ' if r.get('note') else '') + made_by(r), '']
+    return '\n'.join(out).rstrip()
 
 def train_steps():
     out = []

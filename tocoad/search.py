@@ -208,9 +208,10 @@ def tune_probe(nn:NearestNeighbours, queries:torch.Tensor, recall:float=0.999, m
 def time_search(nn:NearestNeighbours, queries:torch.Tensor, repeats:int=3)->float:
     "Seconds `nn` takes to find the nearest neighbour of each of `queries`: the fastest of `repeats` runs after a warm-up (the least disturbed by other work)."
     import time
-    nn.search(queries, 1); best = float('inf')
+    sync = torch.cuda.synchronize if queries.is_cuda else (lambda: None)  # CUDA runs asynchronously: wait for the search to end
+    nn.search(queries, 1); sync(); best = float('inf')
     for _ in range(repeats):
-        t = time.perf_counter(); nn.search(queries, 1); best = min(best, time.perf_counter() - t)
+        t = time.perf_counter(); nn.search(queries, 1); sync(); best = min(best, time.perf_counter() - t)
     return best
 
 # %% ../nbs/A3_search.ipynb #8a8a0002

@@ -91,7 +91,7 @@ def _resume(ck:Path, modules:dict, opt, sched, cfg:ToCoADConfig, rt:Runtime, sta
     return meta['history'], (epochs if meta.get('stopped') else meta['epoch'] + 1)
 
 # %% ../nbs/07_training.ipynb #c21a0002
-MICRO_PIXELS = 4 * 256 * 256  # automatic micro-batch on the CPU: at most this many input pixels per micro-batch (results/train_memory.json)
+MICRO_PIXELS = 4 * 256 * 256  # automatic micro-batch on the CPU: at most this many input pixels per micro-batch (results/train_memory*.json, bench_train_memory.py)
 
 def micro_batch_size(cfg:ToCoADConfig, device='cpu')->int:
     "Images per micro-batch: `cfg.micro_batch` if set; if 0, on the CPU as many as keep images × H × W within `MICRO_PIXELS` (at least 2: batch norm needs two), on CUDA the whole batch."

@@ -265,12 +265,13 @@ def guarded_epochs(guard, F:FeatureExtractor, clean:Dataset, *, cfg:ToCoADConfig
         stop = guard.score(e + 1, as_scored(F, clean, cfg=cfg, rt=rt)); then(); return stop
     return on_epoch
 
-# %% ../nbs/07_training.ipynb #b77d906e
+# %% ../nbs/07_training.ipynb #c21a0012
 def _checkpointing(F:FeatureExtractor, on:bool):
     "Turn timm's activation checkpointing of F's backbone on or off (`checkpoint_F`)."
     if hasattr(F.body, 'set_grad_checkpointing'): F.body.set_grad_checkpointing(on)
     elif on: raise TocoadError(f'checkpoint_F=True: the backbone ({type(F.body).__name__}) has no activation checkpointing in timm; use checkpoint_F=False')
 
+# %% ../nbs/07_training.ipynb #b77d906e
 def train_stage2(F:FeatureExtractor, D:DiscriminativeNetwork|None, C:ContrastiveHead, dataset:StageDataset, *, cfg:ToCoADConfig,
                  rt:Runtime, out_dir=None, resume:bool=False, progress:bool=True, on_step=None, guard=None)->list:
     """Stage II (NCL): fine-tune F jointly with C by λ·L_sym + (1−λ)·L_neg (Eq. 6); D (if given) stays frozen.

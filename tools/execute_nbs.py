@@ -49,6 +49,8 @@ def execute(fn, slow=False):
     for c in nb.cells:
         if c.cell_type == 'code': c.outputs, c.execution_count = [], None
     os.environ['IN_TEST'] = '1'
+    import matplotlib.pyplot as plt
+    plt.close('all')  # pyplot's figures are one per process: those a notebook run before left open would show in this one
     t = time.time(); shell = CaptureShell(fn)
     with working_directory(fn.parent): shell.run_all(nb, exc_stop=True, preproc=lambda c: _skip(c, flags))
     shrink_outputs(nb); write_nb(nb, fn)
@@ -56,9 +58,9 @@ def execute(fn, slow=False):
     if slow: record_time(fn.stem, dt)
 
 def _commit()->str:
-    "The commit the notebooks ran at, marked when tocoad/ or nbs/ had uncommitted changes."
+    "The commit the notebooks ran at, marked when the library (tocoad/) had uncommitted changes (the notebooks always do: their new outputs)."
     git = lambda *a: subprocess.run(['git', *a], cwd=Path(__file__).parents[1], capture_output=True, text=True).stdout.strip()
-    return git('rev-parse', '--short', 'HEAD') + (' (with uncommitted changes)' if git('status', '--porcelain', '--', 'tocoad', 'nbs') else '')
+    return git('rev-parse', '--short', 'HEAD') + (' (with uncommitted changes)' if git('status', '--porcelain', '--', 'tocoad') else '')
 
 def record_time(name:str, seconds:float):
     "Keep the wall time of a whole run (slow cells included) in results/notebook_times.json: the README and the notebooks quote it from there."

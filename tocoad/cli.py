@@ -4,7 +4,7 @@
 
 # %% ../nbs/A6_cli.ipynb #713e7c06
 from __future__ import annotations
-import argparse, csv, io, os, sys, warnings
+import argparse, contextlib, csv, io, os, sys, warnings
 from pathlib import Path
 from .core import TocoadError, TocoadWarning, ToCoADConfig, PRESETS, PRESET_NOTES, STAGES, DATA_FORMATS, TOY_CATEGORIES, DEMO_CATEGORIES, EXPORT_FORMATS, hw, resize_hw, preset, parse_field, warn, load_json, atomic_write
 from .ablation import AXES
@@ -90,19 +90,19 @@ def _readable(paths:list)->tuple[list, list]:
 
 # %% ../nbs/A6_cli.ipynb #c1100002
 def _write_prediction(out:Path, model, path, name:str, res:dict, j:int, vmax:float)->list:
-    "Write image `j` of batch result `res` (heatmap, raw map and, with thresholds, the mask) under `out`; its row of scores.csv."
+    "Write image `j` of batch result `res` (heatmap, map and, with thresholds, the mask, all on the image's own pixel grid; the map NaN where the crop cut it away) under `out`; its row of scores.csv."
     import matplotlib; matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt, numpy as np
     from PIL import Image
     from tocoad.data import read_image
-    m, t = res['maps'][j], model.thresholds
-    fig, ax = plt.subplots(figsize=(0.6 + 3 * m.shape[1] / max(m.shape), 3 * m.shape[0] / max(m.shape))); ax.imshow(model.transform.image(read_image(path)).permute(1, 2, 0)); ax.axis('off')
+    m, t = res['image_maps'][j], model.thresholds
+    fig, ax = plt.subplots(figsize=(0.6 + 3 * m.shape[1] / max(m.shape), 3 * m.shape[0] / max(m.shape))); ax.imshow(read_image(path)); ax.axis('off')  # NaN (not scored): left clear
     fig.colorbar(ax.imshow(m, cmap='jet', alpha=0.5, vmin=0, vmax=vmax), ax=ax, fraction=0.046, label='anomaly score')
     save_figure(fig, out/'heatmaps'/f'{name}.png')
     buf = io.BytesIO(); np.save(buf, m.numpy()); atomic_write(out/'maps'/f'{name}.npy', buf.getvalue())
     row = [str(path), 'unknown', f'{float(res["scores"][j]):.6f}', '', f'{float(res["raw_scores"][j]):.6f}', f'heatmaps/{name}.png', '', f'maps/{name}.npy']
     if t:
-        buf = io.BytesIO(); Image.fromarray(res['pred_masks'][j].numpy().astype(np.uint8) * 255).save(buf, 'PNG'); atomic_write(out/'masks'/f'{name}.png', buf.getvalue())
+        buf = io.BytesIO(); Image.fromarray(res['image_masks'][j].numpy().astype(np.uint8) * 255).save(buf, 'PNG'); atomic_write(out/'masks'/f'{name}.png', buf.getvalue())
         row[1], row[3], row[6] = 'defective' if res['is_defective'][j] else 'good', f'{float(res["normalized_scores"][j]):.6f}', f'masks/{name}.png'
     return row
 
@@ -120,7 +120,7 @@ def _predict(args):
     from tocoad.data import expand_images
     from tocoad.model import ToCoAD
     model = ToCoAD.load(args.model, device=args.device); paths = expand_images(args.images); t = model.thresholds
-    if not t: warn(f'{args.model} has no thresholds (saved by an older tocoad): labels and masks are left empty and each call scales its heatmaps; fit the model again')
+    if note := model.threshold_warning(): warn(f'{args.model}: {note}')
     out = claim_out_dir(args.out, 'predict')
     for sub in ('heatmaps', 'masks', 'maps'): (out/sub).mkdir(exist_ok=True)
     (good, skipped), rows, bs = _readable(paths), [], model.cfg.batch_size
@@ -253,10 +253,32 @@ def one_line(e:BaseException)->str:
     if 'Original Traceback' in msg: msg = msg.splitlines()[-1].split('TocoadError: ', 1)[-1]
     return msg
 
+# %% ../nbs/A6_cli.ipynb #e22a0020
+def _dash_file(argv:list, parser:argparse.ArgumentParser)->str|None:
+    "The one-line error for an argument that starts with '-' but names a file (`-x.png`): argparse takes it for an option and then asks for images."
+    known = set()
+    def walk(p):
+        for a in p._actions:
+            known.update(a.option_strings)
+            if isinstance(a, argparse._SubParsersAction):
+                for q in a.choices.values(): walk(q)
+    walk(parser)
+    for a in argv:
+        if a == '--': return None
+        if not a.startswith('-') or a in known or '=' in a or a.lstrip('-').replace('.', '', 1).isdigit(): continue
+        if Path(a).exists() or Path(a).suffix:
+            return f"{a!r} starts with '-', so it is read as an option, not as an image: name it ./{a}, or put it after -- (e.g. -- {a})"
+    return None
+
 # %% ../nbs/A6_cli.ipynb #538c5542
 def main(argv=None):
     "Entry point of the `tocoad` console script."
-    args = build_parser().parse_args(argv)
+    parser, argv, said = build_parser(), sys.argv[1:] if argv is None else list(argv), io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said): args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse's own message, unless a clearer one names the real cause
+        if e.code == 2 and (why := _dash_file(argv, parser)): print(f'tocoad: error: {why}', file=sys.stderr); sys.exit(2)
+        sys.stderr.write(said.getvalue()); raise
     run = {'demo': _demo, 'fit': _fit, 'predict': _predict, 'benchmark': _benchmark, 'ablate': _ablate, 'export': _export}.get(args.command)
     if args.command == 'data': run = _make_toy
     warnings.filterwarnings('always', category=TocoadWarning)  # ours always show, whatever PYTHONWARNINGS says

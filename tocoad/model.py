@@ -13,9 +13,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 import tocoad
-from .core import TocoadError, ToCoADConfig, hw, save_json, load_json, atomic_write
+from .core import TocoadError, ToCoADConfig, hw, save_json, load_json, atomic_write, warn
 from PIL import Image
-from .data import AnomalyDataset, Sample, read_image, check_samples, expand_images
+from .data import AnomalyDataset, Sample, read_image, check_samples, expand_images, to_rgb, note_oddities, say_oddities
 from .backbone import FeatureExtractor, save_backbone
 from .runtime import Runtime
 from .parts import create_part
@@ -37,19 +37,33 @@ def as_images(images)->list:
         elif isinstance(it, (str, Path)): out += expand_images([str(it)])
         else: raise TocoadError(f'cannot read an image from a {type(it).__name__}: give a path, a folder, a glob, a PIL image or a NumPy array')
     if not out: raise TocoadError('no images given')
-    return out
+    seen = set()  # a file named twice (or through a link) is scored once
+    return [it for it in out if not isinstance(it, Path) or not (it.resolve() in seen or seen.add(it.resolve()))]
 
 # %% ../nbs/10_model.ipynb #a00c64d8
-def to_pil(item)->Image.Image:
-    "An RGB PIL image from a path, a PIL image, or a NumPy array (uint8, or floats in [0, 1]; H×W, H×W×1, ×3 or ×4)."
-    if isinstance(item, Image.Image): return item.convert('RGB')
-    if not isinstance(item, np.ndarray): return read_image(Path(item))
-    a = item
+def _array_pixels(a:np.ndarray, where:str)->np.ndarray:
+    "NumPy image `a` as uint8 pixels, read as files are: bool as 0/255, uint16 as a 16-bit image (÷ 257), other integers as 8 bit when all are ≤ 255 and as 16 bit when larger (as a 32-bit TIFF), floats in [0, 1] (× 255); anything else refused."
     if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3, 4))): raise TocoadError(f'a NumPy image must be H×W or H×W×C with C in 1, 3, 4; got shape {a.shape}')
-    if a.dtype != np.uint8:
-        if a.dtype.kind == 'f' and np.nanmax(a) > 1.0: raise TocoadError(f'a float NumPy image must hold values in [0, 1], its largest is {np.nanmax(a):.3g}: divide by 255')
-        a = np.clip(np.nan_to_num(a.astype(np.float64)) * (255 if a.dtype.kind == 'f' else 1), 0, 255).round().astype(np.uint8)
-    return Image.fromarray(a[..., 0] if a.ndim == 3 and a.shape[2] == 1 else a).convert('RGB')
+    if 0 in a.shape[:2]: raise TocoadError(f'{where} is empty ({a.shape[1]}×{a.shape[0]} pixels)')
+    a = a[..., 0] if a.ndim == 3 and a.shape[2] == 1 else a
+    if a.dtype == np.uint8: return a
+    if a.dtype.kind == 'b': return a.astype(np.uint8) * 255
+    if a.dtype.kind == 'f':
+        if not np.isfinite(a).all(): raise TocoadError(f'{where} holds NaN or infinite values ({int((~np.isfinite(a)).sum())} of them): they would score NaN, which no threshold flags; fix or drop the image')
+        if a.min() < 0 or a.max() > 1: raise TocoadError(f'a float NumPy image must hold values in [0, 1]; {where} holds {a.min():.3g} to {a.max():.3g}: divide by 255 (or 65535 for 16 bit), or clip it yourself')
+        return np.round(a.astype(np.float64) * 255).astype(np.uint8)
+    if a.dtype.kind in 'iu':
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi > 65535: raise TocoadError(f'{where} holds integers from {lo} to {hi}: image pixels are 0..255 (8 bit) or 0..65535 (16 bit)')
+        return np.round(a / 257).astype(np.uint8) if a.dtype == np.uint16 or hi > 255 else a.astype(np.uint8)
+    raise TocoadError(f'{where} has dtype {a.dtype}: give uint8, uint16 or other integers, bool, or floats in [0, 1]')
+
+def to_pil(item, where:str='the image' # names the image in errors
+          )->Image.Image:
+    "An RGB PIL image from a path, a PIL image or a NumPy array (H×W, H×W×1, ×3 or ×4), converted as image files are (`data.to_rgb`, `_array_pixels`)."
+    if isinstance(item, Image.Image): return to_rgb(item, where)
+    if not isinstance(item, np.ndarray): return read_image(Path(item))
+    return to_rgb(Image.fromarray(_array_pixels(item, where)), where)
 
 # %% ../nbs/10_model.ipynb #f67a0f9c
 def as_samples(samples)->list[Sample]:
@@ -114,6 +128,12 @@ def embed_samples(self:ToCoAD, samples:list[Sample], progress:bool=False)->torch
     return embed_dataset(self.F, AnomalyDataset(samples, self.transform), cfg=self.cfg, rt=self.runtime, progress=progress)
 
 # %% ../nbs/10_model.ipynb #b2e3e2b7
+_MIN_HELD = 20  # fewer held-out images than this: the thresholds come with a warning that says how many
+
+def _few_held(k:int, c)->str:
+    return (f'the thresholds rest on {k} held-out training image(s): the {c.threshold_quantile} quantile of {k} scores is about their largest, so about '
+            f'1 good image in {k + 1} scores above it; use at least {_MIN_HELD} (more training images or a larger threshold_holdout), or calibrate on labelled images')
+
 @patch
 def holdout_thresholds(self:ToCoAD, feats:torch.Tensor)->dict|None:
     "Image and pixel thresholds from held-out training images, scored against a first bank of the others (None when too few)."
@@ -125,9 +145,23 @@ def holdout_thresholds(self:ToCoAD, feats:torch.Tensor)->dict|None:
     s, raw = s.reshape(-1, h, w), raw.reshape(-1, h, w)
     scores = s.flatten(1).max(1).values.cpu().numpy()
     maps = anomaly_map(s if c.map_scores == 'reweighted' else raw, hw(c.image_size), sigma=c.smoothing_sigma, mode=c.map_upsample).cpu().numpy()
+    if len(held) < _MIN_HELD: warn(_few_held(len(held), c))
     return dict(image=float(np.quantile(scores, c.threshold_quantile)), pixel=float(np.quantile(maps, c.pixel_threshold_quantile)),
                 rule=f'quantiles {c.threshold_quantile} (image) and {c.pixel_threshold_quantile} (pixel) of {len(held)} held-out normal training images',
                 held_out_scores=[float(v) for v in scores])
+
+# %% ../nbs/10_model.ipynb #e22a0010
+@patch
+def threshold_warning(self:ToCoAD)->str|None:
+    "Why the model's thresholds are missing, or how few images they rest on, in a sentence for the user; None when they are sound."
+    t, c = self.thresholds, self.cfg
+    if t is None:
+        grid = getattr(self, 'grid', None); n = self.timings.get('n_patches', 0) // (grid[0] * grid[1]) if grid else 0
+        why = ('it was fitted with threshold_holdout = 0' if c.threshold_holdout == 0 else
+               f'it was fitted on {n} images: {c.threshold_holdout:g} of them leaves none to hold out' if n else 'it was saved by an older tocoad')
+        return f'the model has no thresholds ({why}): labels and masks are left empty and each call scales its heatmaps; calibrate it on labelled images, or fit it again with more images'
+    k = len(t.get('held_out_scores', [])) if 'held_out_scores' in t else None
+    return _few_held(k, c) if k is not None and k < _MIN_HELD else None
 
 # %% ../nbs/10_model.ipynb #b5c2a79d
 @patch
@@ -160,6 +194,9 @@ def fit(self:ToCoAD, samples, # normal training images: `Sample`s, or a folder, 
        )->ToCoAD:
     "Train the configured stages on `samples` (a held-out share validates them, 09a_validation), then build the memory bank from all of them."
     samples = as_samples(samples); c = self.cfg
+    if bad := [s for s in samples if s.label != 0 or s.mask_path is not None]:
+        raise TocoadError(f'fit takes defect-free images, but {len(bad)} of the {len(samples)} samples are defective (e.g. {bad[0].path}): '
+                          'they would go into the memory bank as normal; pass the train split (load_samples(..., split="train"))')
     if check: check_samples(samples, c.image_size, resize=c.resize if c.crop else None)
     train, held = validation_split(samples, c.val_holdout) if c.stages != 'none' else (samples, [])
     guard = Guard(c, train, held=held, rt=self.runtime) if held and c.stages != 'none' and c.stage2_epochs > 0 else None
@@ -186,23 +223,35 @@ def _predict_tensor(self:ToCoAD, x:torch.Tensor)->dict:
     H, W = hw(self.cfg.image_size)
     if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != (H, W):
         raise TocoadError(f'predict expects normalised B×3×{H}×{W} tensors (or image files, which it resizes), got shape {tuple(x.shape)}')
+    if not x.is_floating_point(): raise TocoadError(f'predict expects normalised float tensors, got {x.dtype}: give the pixels as a NumPy array or PIL image (predict scales and normalises them)')
+    if not torch.isfinite(x).all(): raise TocoadError(f'the input holds NaN or infinite values (in image(s) {(~torch.isfinite(x)).flatten(1).any(1).nonzero().flatten().tolist()}): they would score NaN, which no threshold flags; fix or drop those images')
     out = self.score_features(self.embed(x))
     if self.thresholds:  # the decisions: 1.0 is the threshold
         t = self.thresholds; out.update(is_defective=out['scores'] >= t['image'], normalized_scores=out['scores'] / t['image'], pred_masks=out['maps'] >= t['pixel'])
     return out
 
 # %% ../nbs/10_model.ipynb #d1ae0569
+def _name(item, i:int)->str:
+    return str(item) if isinstance(item, Path) else f'image {i} ({"a PIL image" if isinstance(item, Image.Image) else "a NumPy array"})'
+
 @patch
 def predict(self:ToCoAD, images, # a normalised B×3×H×W tensor, or what `as_images` reads: paths, folders, globs, PIL images, arrays
             batch_size:int|None=None)->dict:
-    "Image scores, raw (Eq. 8) image scores and anomaly maps (B×H×W) for `images`, in the order given (folders sorted)."
+    "Image scores, raw (Eq. 8) image scores and anomaly maps (B×H×W) for `images`, in the order given (folders sorted); for images, also each one's map (and mask) on its own pixel grid."
     if self.F is None: raise TocoadError('the model is not fitted: call fit or ToCoAD.load first')
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+        raise TocoadError(f'batch_size must be a whole number of at least 1, not {batch_size!r}')
     if torch.is_tensor(images): return _predict_tensor(self, images)
-    items = as_images(images); bs = batch_size or self.cfg.batch_size; outs = []
+    items = as_images(images); bs = batch_size or self.cfg.batch_size; outs, odd = [], {}
     for i in range(0, len(items), bs):
-        x = torch.stack([self.transform.normalize(self.transform.image(to_pil(p))) for p in items[i:i + bs]])
-        outs.append(_predict_tensor(self, x))
-    return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
+        ims = [to_pil(p, _name(p, i + j)) for j, p in enumerate(items[i:i + bs])]
+        for j, im in enumerate(ims): note_oddities(_name(items[i + j], i + j), im, self.cfg.image_size, odd)
+        o = _predict_tensor(self, torch.stack([self.transform.normalize(self.transform.image(im)) for im in ims]))
+        o['image_maps'] = [self.transform.to_image_grid(m, (im.height, im.width)) for m, im in zip(o['maps'], ims)]  # NaN: cut by the crop, not scored
+        if self.thresholds: o['image_masks'] = [m >= self.thresholds['pixel'] for m in o['image_maps']]  # NaN >= t is False: not marked defective
+        outs.append(o)
+    say_oddities(odd)
+    return {k: sum((o[k] for o in outs), []) if isinstance(outs[0][k], list) else torch.cat([o[k] for o in outs]) for k in outs[0]}
 
 # %% ../nbs/10_model.ipynb #0120aab8
 @patch

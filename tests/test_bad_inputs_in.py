@@ -185,7 +185,7 @@ def test_multi_frame_images_are_refused_and_gif_webp_are_read(tmp_path, model):
 # --- 8. fit given test samples ---
 
 def test_fit_refuses_defective_samples(toy):
-    with pytest.raises(TocoadError, match='defective'): ToCoAD(preset('tiny', stages='none', device='cpu')).fit(load_samples(toy, 'washer', 'test'), progress=False)
+    with pytest.raises(TocoadError, match='defective'): ToCoAD(preset('tiny', stages='none', device='cpu')).fit(load_samples(toy, 'washer', split='test'), progress=False)
 
 # --- 9. thresholds resting on few images; 10. the ONNX graph; 11. a file named -x.png; and the CLI's per-image outputs ---
 

@@ -171,7 +171,7 @@ def to_rgb(im:Image.Image, where='the image', # names the image in errors
 
 def read_image(path:Path, mode:str='RGB')->Image.Image:
     "Open an image fully (upright, 16-bit scaled to 8 bit), with an error naming the file when it is unreadable."
-    return to_rgb(_open(path), path, mode)
+    return to_rgb(_open(path), path, mode=mode)
 
 # %% ../nbs/01_data.ipynb #d21a5d5e
 class ImageTransform:
@@ -335,7 +335,7 @@ def check_samples(samples:list[Sample], image_size:int|tuple=32, # the network i
     errors, odd, sizes = [], {}, set(); H, W = hw(image_size)
     for s in samples:
         try:
-            im = _open(s.path); _eight_bit(im, s.path); sizes.add(im.size); note_oddities(s.path, im, (H, W), odd=odd)
+            im = _open(s.path); _eight_bit(im, s.path); sizes.add(im.size); note_oddities(s.path, im, image_size=(H, W), odd=odd)
             if s.mask_path is not None and (p := _mask_problem(s, im.size, odd=odd)): errors.append(p)
         except TocoadError as e: errors.append(str(e))
     if errors: raise TocoadError(errors[0] + (f' ({len(errors) - 1} more file(s) have problems)' if len(errors) > 1 else ''))
@@ -345,7 +345,7 @@ def check_samples(samples:list[Sample], image_size:int|tuple=32, # the network i
     if len(sizes) > 1: odd['images come in different sizes (e.g. {}), all resized to one'.format(', '.join('x'.join(map(str, z)) for z in sorted(sizes)[:3]))] = []
     return say_oddities(odd)
 
-# %% ../nbs/01_data.ipynb #54ee9313
+# %% ../nbs/01_data.ipynb #e22a0007
 def _folders(top:Path):
     "`top` and every folder below it (not hidden), each real folder once: a link back up (`ln -s . loop`) is not followed again."
     seen, stack = set(), [Path(top)]
@@ -363,6 +363,7 @@ def _matches(parts:list, names:list)->bool:
     if parts[0] == '**': return _matches(parts[1:], names) or (bool(names) and _matches(parts, names[1:]))
     return bool(names) and fnmatch.fnmatchcase(names[0], parts[0]) and _matches(parts[1:], names[1:])
 
+# %% ../nbs/01_data.ipynb #e22a0008
 def _glob(pattern:str)->list[Path]:
     "Files matching `pattern`; a `**` one walks folders with `_folders`, never into a loop of links (Python's recursive glob would)."
     if '**' not in pattern: return [Path(q) for q in glob.glob(pattern)]
@@ -371,6 +372,7 @@ def _glob(pattern:str)->list[Path]:
     return [d/f for d in _folders(root) for f in sorted(os.listdir(d)) if not f.startswith('.') and (d/f).is_file()
             and _matches(rest, list((d/f).relative_to(root).parts))]
 
+# %% ../nbs/01_data.ipynb #54ee9313
 def expand_images(items:list[str])->list[Path]:
     "Image files named by `items`: files as given, folders by their images (recursively), glob patterns by their matches; each file once (by its real path), links into a loop not followed."
     out = {}

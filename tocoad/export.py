@@ -35,9 +35,10 @@ class ScoringGraph(nn.Module):
         out = score_patches(pf, self.bank, cfg=c, search=self.exact)  # the model's own scoring path: Eq. 8, Eq. 9, the maximum, the map
         return out['scores'], out['maps']
 
-# %% ../nbs/A4_export.ipynb #5d129730
+# %% ../nbs/A4_export.ipynb #e22a0030
 _OPSETS = (11, 20)  # the opsets the graph exports at: 9 and 10 lack its resize, and torch's tracer writes up to 20
 
+# %% ../nbs/A4_export.ipynb #5d129730
 def export_onnx(model:ToCoAD, path:str|Path, opset:int=17)->Path:
     "Write `model` as one ONNX graph (input `image`: B×3×H×W normalised, outputs `score`: B and `map`: B×H×W; any batch size). Never overwrites."
     try: import onnx

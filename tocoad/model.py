@@ -40,7 +40,7 @@ def as_images(images)->list:
     seen = set()  # a file named twice (or through a link) is scored once
     return [it for it in out if not isinstance(it, Path) or not (it.resolve() in seen or seen.add(it.resolve()))]
 
-# %% ../nbs/10_model.ipynb #a00c64d8
+# %% ../nbs/10_model.ipynb #e22a0012
 def _array_pixels(a:np.ndarray, where:str)->np.ndarray:
     "NumPy image `a` as uint8 pixels, read as files are: bool as 0/255, uint16 as a 16-bit image (÷ 257), other integers as 8 bit when all are ≤ 255 and as 16 bit when larger (as a 32-bit TIFF), floats in [0, 1] (× 255); anything else refused."
     if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3, 4))): raise TocoadError(f'a NumPy image must be H×W or H×W×C with C in 1, 3, 4; got shape {a.shape}')
@@ -58,6 +58,7 @@ def _array_pixels(a:np.ndarray, where:str)->np.ndarray:
         return np.round(a / 257).astype(np.uint8) if a.dtype == np.uint16 or hi > 255 else a.astype(np.uint8)
     raise TocoadError(f'{where} has dtype {a.dtype}: give uint8, uint16 or other integers, bool, or floats in [0, 1]')
 
+# %% ../nbs/10_model.ipynb #a00c64d8
 def to_pil(item, where:str='the image' # names the image in errors
           )->Image.Image:
     "An RGB PIL image from a path, a PIL image or a NumPy array (H×W, H×W×1, ×3 or ×4), converted as image files are (`data.to_rgb`, `_array_pixels`)."
@@ -245,7 +246,7 @@ def predict(self:ToCoAD, images, # a normalised B×3×H×W tensor, or what `as_i
     items = as_images(images); bs = batch_size or self.cfg.batch_size; outs, odd = [], {}
     for i in range(0, len(items), bs):
         ims = [to_pil(p, _name(p, i + j)) for j, p in enumerate(items[i:i + bs])]
-        for j, im in enumerate(ims): note_oddities(_name(items[i + j], i + j), im, self.cfg.image_size, odd)
+        for j, im in enumerate(ims): note_oddities(_name(items[i + j], i + j), im, image_size=self.cfg.image_size, odd=odd)
         o = _predict_tensor(self, torch.stack([self.transform.normalize(self.transform.image(im)) for im in ims]))
         o['image_maps'] = [self.transform.to_image_grid(m, (im.height, im.width)) for m, im in zip(o['maps'], ims)]  # NaN: cut by the crop, not scored
         if self.thresholds: o['image_masks'] = [m >= self.thresholds['pixel'] for m in o['image_maps']]  # NaN >= t is False: not marked defective

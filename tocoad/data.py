@@ -196,7 +196,7 @@ def _geometry(self:ImageTransform, x, interp):
 @patch
 def image(self:ImageTransform, im:Image.Image)->torch.Tensor:
     "A 3×H×W float tensor in [0, 1] (not normalised)."
-    return self._geometry(TF.to_dtype(TF.pil_to_tensor(im.convert('RGB')), torch.float32, scale=True), TF.InterpolationMode.BILINEAR).clamp(0, 1)
+    return self._geometry(TF.to_dtype(TF.pil_to_tensor(to_rgb(im)), torch.float32, scale=True), TF.InterpolationMode.BILINEAR).clamp(0, 1)
 
 # %% ../nbs/01_data.ipynb #7d23327a
 def _defect_pixels(a:np.ndarray)->np.ndarray:

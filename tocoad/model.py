@@ -157,9 +157,9 @@ def threshold_warning(self:ToCoAD)->str|None:
     "Why the model's thresholds are missing, or how few images they rest on, in a sentence for the user; None when they are sound."
     t, c = self.thresholds, self.cfg
     if t is None:
-        grid = getattr(self, 'grid', None); n = self.timings.get('n_patches', 0) // (grid[0] * grid[1]) if grid else 0
+        grid = getattr(self, 'grid', None); n = self.timings.get('n_patches', 0) // (grid[0] * grid[1]) if grid else 0; k = int(round(c.threshold_holdout * n))
         why = ('it was fitted with threshold_holdout = 0' if c.threshold_holdout == 0 else
-               f'it was fitted on {n} images: {c.threshold_holdout:g} of them leaves none to hold out' if n else 'it was saved by an older tocoad')
+               f'it was fitted on {n} images: a share of {c.threshold_holdout:g} leaves none to hold out' if n and (k < 1 or n - k < 1) else 'it was saved by an older tocoad')
         return f'the model has no thresholds ({why}): labels and masks are left empty and each call scales its heatmaps; calibrate it on labelled images, or fit it again with more images'
     k = len(t.get('held_out_scores', [])) if 'held_out_scores' in t else None
     return _few_held(k, c) if k is not None and k < _MIN_HELD else None

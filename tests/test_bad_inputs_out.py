@@ -12,7 +12,9 @@ from dataclasses import fields
 from hypothesis import given, settings, strategies as st, HealthCheck
 from safetensors.torch import load_file, save_file
 from tocoad.core import TocoadError, ToCoADConfig, RANGES, CHOICES
-from test_bad_inputs import world, tocoad, tree_digest, _copy, _first, _fit, _bank, _model_json  # noqa: F401  (world: the shared fitted model)
+from test_bad_inputs import world, tocoad, tree_digest, _copy, _first, _model_json  # noqa: F401  (world: the shared fitted model)
+
+def _fit(data, out, *extra): return ('fit', '--data', data, '--category', 'washer', '--preset', 'tiny', '--device', 'cpu', '--quiet', '--out', out, *extra)
 
 def _one_error(r, code=2, *words):
     "The run failed with exit `code` and one `tocoad: error:` line holding every word; that line."

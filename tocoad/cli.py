@@ -132,6 +132,7 @@ def _predict(args):
     try: _predict_into(out, model, paths=paths, args=args, final=final)
     except BaseException: shutil.rmtree(out, ignore_errors=True); raise
 
+# %% ../nbs/A6_cli.ipynb #c6b22001
 def _predict_into(out:Path, model, paths:list, args, final:Path):
     "Score `paths`, write every result into the fresh folder `out`, and move it to `final`."
     from tqdm.auto import tqdm

@@ -255,13 +255,6 @@ BACKBONES = ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'wide_resnet50_2',
 import math, os, re
 from dataclasses import fields
 
-def check_backbone(name)->str:
-    "`name` if it is an architecture of `BACKBONES` (with any timm weights tag, e.g. '.tv_in1k'); else a `TocoadError`: a name like 'hf-hub:…' would make timm download a model and its code."
-    if not (isinstance(name, str) and re.fullmatch(r'[a-z0-9_]+(\.[a-z0-9_]+)?', name) and name.split('.')[0] in BACKBONES):
-        raise TocoadError(f'backbone {name!r} is not one tocoad loads: it builds {", ".join(BACKBONES)} (with any timm weights tag, e.g. .tv_in1k), '
-                          'and a model folder never makes it download or run code; add the architecture to tocoad.model.BACKBONES if it is one timm ships')
-    return name
-
 def _numbers(v, n:int|None, integer:bool=False, low:float=-math.inf)->bool:
     "`v` is a list of `n` (any number where None) finite numbers, ints where asked, none below `low` (bools are not numbers here)."
     kinds = (int,) if integer else (int, float)
@@ -280,6 +273,14 @@ def _check_model_fields(info, where:Path):
     bad = [k for k, good in ok.items() if not good]
     if bad: raise TocoadError(f'{where} lacks or mistypes {bad} (mean and std: three finite numbers, std > 0; grid: two integers >= 1; thresholds: two finite numbers > 0): '
                               'it was not written by tocoad or was edited; save the model again')
+
+# %% ../nbs/10_model.ipynb #b22c0010
+def check_backbone(name)->str:
+    "`name` if it is an architecture of `BACKBONES` (with any timm weights tag, e.g. '.tv_in1k'); else a `TocoadError`: a name like 'hf-hub:…' would make timm download a model and its code."
+    if not (isinstance(name, str) and re.fullmatch(r'[a-z0-9_]+(\.[a-z0-9_]+)?', name) and name.split('.')[0] in BACKBONES):
+        raise TocoadError(f'backbone {name!r} is not one tocoad loads: it builds {", ".join(BACKBONES)} (with any timm weights tag, e.g. .tv_in1k), '
+                          'and a model folder never makes it download or run code; add the architecture to tocoad.model.BACKBONES if it is one timm ships')
+    return name
 
 def _config_of(d:dict, where:Path)->ToCoADConfig:
     "The config a model.json holds, every field checked (ranges, choices, types, the backbone)."
@@ -324,6 +325,7 @@ def _digest(path:Path)->str:
         for block in iter(lambda: f.read(1 << 22), b''): h.update(block)
     return h.hexdigest()
 
+# %% ../nbs/10_model.ipynb #b22c0011
 @patch
 def save(self:ToCoAD, path:str|Path)->Path:
     "Write the fitted model to folder `path` as one unit: its three files go into a fresh folder beside `path`, tied by their digests in model.json, which then replaces `path` by renames."
@@ -390,6 +392,7 @@ def _read_bank(path:Path, info:dict)->dict:
     _check_bank(t, f)
     return t
 
+# %% ../nbs/10_model.ipynb #b22c0012
 def _check_backbone_weights(F:FeatureExtractor, cfg:ToCoADConfig, bank:torch.Tensor, where:Path):
     "F's batch-norm variances are >= 0 and its memory layers give features as wide as the bank's."
     neg = [k for k, v in F.body.state_dict().items() if k.endswith('running_var') and bool((v < 0).any())]

@@ -32,6 +32,7 @@ def claim_out_dir(path:str|Path, command:str)->Path:
     except OSError as e: raise TocoadError(f'--out {path} cannot be written ({e.strerror or e}); choose a folder you can write to') from None
     return path
 
+# %% ../nbs/A5_run.ipynb #a5b22013
 @contextmanager
 def run_lock(path:str|Path):
     "Hold an exclusive lock on output folder `path` while a run writes there (the lock file `LOCK` in it); a second run is refused, not interleaved."
@@ -57,6 +58,7 @@ def _check_writable(out:Path):
     except OSError as e:
         probe.unlink(missing_ok=True); raise TocoadError(f'--out {out} cannot be written ({e.strerror or e}); choose a folder you can write to (nothing was trained)') from None
 
+# %% ../nbs/A5_run.ipynb #a5b22007
 def start_run(out:Path, identity:dict, resume:bool=False, overwrite:bool=False):
     "Make claimed folder `out` ready for a fit of `identity` (`run_identity`): refuse another run unless `overwrite` (which clears it but the model, replaced when the new one is saved) or `resume` of the same run."
     import shutil
@@ -171,6 +173,7 @@ def _available_memory(device)->tuple[int, str]:
     try: return next(int(l.split()[1]) * 1024 for l in open('/proc/meminfo') if l.startswith('MemAvailable:')), 'available RAM'
     except (OSError, StopIteration): return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE'), 'free RAM'
 
+# %% ../nbs/A5_run.ipynb #a5b22009
 def estimate_resources(cfg:ToCoADConfig, n_train:int)->dict:
     "Rough bytes a fit of `n_train` images needs (see above): training activations, patch features, and disk for model and checkpoints."
     import timm, torch
@@ -188,6 +191,7 @@ def estimate_resources(cfg:ToCoADConfig, n_train:int)->dict:
     act = b * sum(out) * cfg.batch_size * ((cfg.views + 1) if cfg.stages != 'none' else 1)
     return dict(activations=act, features=2 * 4 * patches * width, disk=4 * 4 * params + 4 * int(patches * cfg.coreset_ratio) * width)
 
+# %% ../nbs/A5_run.ipynb #a5b22011
 def check_resources(cfg:ToCoADConfig, n_train:int, out:Path|None=None)->dict:
     "Refuse a fit whose `estimate_resources` exceeds the memory of its device (warn above 70 %) or the free disk at `out`; the estimate."
     import shutil
@@ -219,7 +223,7 @@ def _untested(out:Path, model, *, fit_s:float, about:dict)->dict:
     metrics = dict(timings=dict(model.timings, fit_s=fit_s), thresholds=model.thresholds, notes=['no test split: not evaluated'], **about)
     save_json(out/'metrics.json', metrics); return metrics
 
-# %% ../nbs/A5_run.ipynb #8422a8fa
+# %% ../nbs/A5_run.ipynb #a5b22012
 def _save_model(model:ToCoAD, out:Path):
     "Save the model to `out/model`; when that fails, say where the training is kept."
     try: model.save(out/'model')
@@ -227,25 +231,33 @@ def _save_model(model:ToCoAD, out:Path):
         kept = f'the training is kept in the stage checkpoints in {out/"checkpoints"}: fix that, then run the same command with --resume' if model.cfg.stages != 'none' else 'nothing was trained (stages none): run it again'
         raise TocoadError(f'saving the model to {out/"model"} failed ({e.strerror or e}); {kept}') from None
 
+def _fit_into(out:Path, train:list, test, *, cfg:ToCoADConfig, about:dict, resume:bool, progress:bool)->dict:
+    "Train on `train`, save the model, evaluate on `test` and write metrics and report into the claimed, locked folder `out`."
+    from tocoad.model import ToCoAD
+    t0 = time.perf_counter(); model = ToCoAD(cfg).fit(train, out_dir=out, resume=resume, progress=progress, check=False)  # checked before, test set too
+    if not model.runtime.main: return {}
+    fit_s = time.perf_counter() - t0
+    _save_model(model, out)  # before evaluating: a failing evaluation never throws the training away
+    about = dict(about, config=cfg.to_dict(), **training_summary(model))
+    if test is None: return _untested(out, model, fit_s=fit_s, about=about)
+    metrics = model.evaluate(test, progress=progress)
+    metrics['timings'] = dict(model.timings, fit_s=fit_s, fit_images_per_s=len(train) / fit_s, predict_images_per_s=metrics.pop('predict_images_per_s'))
+    metrics.update(about, **({'drift': model.drift} if model.drift else {}))
+    save_json(out/'metrics.json', metrics); write_report(out, about['category'], metrics=metrics, model=model)
+    return metrics
+
+# %% ../nbs/A5_run.ipynb #8422a8fa
 def run_fit(data, category:str, *, cfg:ToCoADConfig, out, data_format:str='mvtec', resume:bool=False, overwrite:bool=False, progress:bool=True)->dict:
     "Fit on `category`'s train split, evaluate on its test split, write model, metrics and report to `out`: another run there is refused unless `overwrite` (or `resume` of the same run)."
     from tocoad.checkpoints import run_identity
     from tocoad.data import check_samples
-    from tocoad.model import ToCoAD, check_backbone
+    from tocoad.model import check_backbone
     get_device(cfg.device); check_backbone(cfg.backbone)  # a device that does not exist, or a backbone a model folder could not name, is refused first
     train, test = _splits(data, category, data_format=data_format)
     check_samples(train + (test or []), cfg.image_size, resize=cfg.resize if cfg.crop else None)  # every image and mask, before the long work
     check_resources(cfg, n_train=len(train)); out = claim_out_dir(out, 'fit'); main = int(os.environ.get('RANK', 0)) == 0  # one process of several writes the folder
     with (run_lock(out) if main else contextlib.nullcontext()):
-        if main: start_run(out, run_identity(category, [s.path for s in train], cfg, root=Path(data)/category), resume=resume, overwrite=overwrite); check_resources(cfg, n_train=len(train), out=out)
-        t0 = time.perf_counter(); model = ToCoAD(cfg).fit(train, out_dir=out, resume=resume, progress=progress, check=False)  # checked above, test set too
-        if not model.runtime.main: return {}
-        fit_s = time.perf_counter() - t0
-        _save_model(model, out)  # before evaluating: a failing evaluation never throws the training away
-        about = dict(category=category, data=str(data), format=data_format, config=cfg.to_dict(), **training_summary(model))
-        if test is None: return _untested(out, model, fit_s=fit_s, about=about)
-        metrics = model.evaluate(test, progress=progress)
-        metrics['timings'] = dict(model.timings, fit_s=fit_s, fit_images_per_s=len(train) / fit_s, predict_images_per_s=metrics.pop('predict_images_per_s'))
-        metrics.update(about, **({'drift': model.drift} if model.drift else {}))
-        save_json(out/'metrics.json', metrics); write_report(out, category, metrics=metrics, model=model)
-    return metrics
+        if main:
+            start_run(out, run_identity(category, [s.path for s in train], cfg=cfg, root=Path(data)/category), resume=resume, overwrite=overwrite)
+            check_resources(cfg, n_train=len(train), out=out)  # the disk, now that the folder exists
+        return _fit_into(out, train, test=test, cfg=cfg, about=dict(category=category, data=str(data), format=data_format), resume=resume, progress=progress)

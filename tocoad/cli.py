@@ -123,7 +123,7 @@ def _predict(args):
     import shutil
     from tocoad.data import expand_images
     from tocoad.model import ToCoAD
-    model = ToCoAD.load(args.model, device=args.device); t = model.thresholds
+    model = ToCoAD.load(args.model, device=args.device)
     mine = lambda p: p.resolve().is_relative_to(Path(args.out).resolve()) or any(q.startswith(f'.{Path(args.out).name}.') for q in p.parts)
     paths = [p for p in expand_images(args.images) if not mine(p)]  # never the outputs of an earlier run (or of one being written)
     if not paths: raise TocoadError(f'{" ".join(args.images)} names no image outside --out {args.out} (what predict wrote there is never scored)')

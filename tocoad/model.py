@@ -381,7 +381,7 @@ def save(self:ToCoAD, path:str|Path)->Path:
     "Write the fitted model to folder `path` as one unit: its three files go into a fresh folder beside `path`, tied by their digests in model.json, which then replaces `path` by renames."
     import shutil
     from safetensors.torch import save
-    from .core import fresh_dir, replace_dir
+    from tocoad.core import fresh_dir, replace_dir
     if self.F is None: raise TocoadError('nothing to save: the model is not fitted')
     path = Path(path)
     if path.exists() and not (path.is_dir() and (not any(path.iterdir()) or (path/'model.json').is_file())):

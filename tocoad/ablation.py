@@ -91,7 +91,7 @@ def run_ablation(data, category:str, axis:str, base:ToCoADConfig, out, data_form
     for name, kw in settings.items():
         for seed in range(base.seed, base.seed + seeds):
             run_dir = out/name.replace(' ', '_').replace('+', 'p'); run_dir = run_dir/f'seed_{seed}' if seeds > 1 else run_dir
-            m = load_json(run_dir/'metrics.json') if (run_dir/'metrics.json').is_file() else run_fit(data, category, cfg=base.replace(**kw, seed=seed), out=run_dir, data_format=data_format, progress=progress)
+            m = load_json(run_dir/'metrics.json') if (run_dir/'metrics.json').is_file() else run_fit(data, category, cfg=base.replace(**kw, seed=seed), out=run_dir, data_format=data_format, overwrite=True, progress=progress)
             rows.append(dict(axis=axis, setting=name, seed=seed, generator=base.replace(**kw).generator, image_auroc=m['image_auroc'], pixel_auroc=m.get('pixel_auroc'), pixel_aupro=m.get('pixel_aupro'),
                              fit_s=m['timings']['fit_s']))
             if progress: print(f"[ablate] {axis} = {name}, seed {seed}: image AUROC {m['image_auroc']:.4f}, pixel AUROC {m.get('pixel_auroc') or float('nan'):.4f}", flush=True)

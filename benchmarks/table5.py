@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import write_result, data_sets, RESULTS
-from tocoad.ablation import AXES
+from tocoad.ablation import AXES, table5_maps_key
 
 CONDITIONS = {k: dict(v, stage2_guard='off') for k, v in AXES['stages'].items()}  # Table 5's rows and two controls, as `tocoad ablate --axis stages` runs them
 METRICS = ('image_auroc', 'pixel_auroc', 'pixel_aupro')
@@ -79,7 +79,7 @@ def run_one(a):
 
 def run_stem(condition:str)->str: return condition.replace(', ', '_').replace(' ', '-').replace('+', 'p')  # a run's file name in --out
 
-def mean_std(v): v = [x for x in v if x is not None]; return (round(float(np.mean(v)), 4), round(float(np.std(v, ddof=1)), 4) if len(v) > 1 else 0.0) if v else (None, None)
+def mean_std(v): v = [x for x in v if x is not None]; return (round(float(np.mean(v)), 6), round(float(np.std(v, ddof=1)), 6) if len(v) > 1 else 0.0) if v else (None, None)
 
 def summarise(name, runs):
     "Per condition: mean ± std of every measure over the seeds, and where the seeds' spread is as large as the differences."
@@ -135,7 +135,7 @@ def main():
         runs = [r for r in runs if r['seed'] in a.seeds and r['condition'] in a.conditions]
         summary = summarise(name, runs)
         maps = {r['condition']: np.load(out / f"{run_stem(r['condition'])}_s0_maps.npy") for r in runs if r['seed'] == 0}
-        if maps: np.savez_compressed(RESULTS / f'table5_{name}_maps.npz', **{c.replace(', ', '_').replace(' ', '-'): m for c, m in maps.items()})
+        if maps: np.savez_compressed(RESULTS / f'table5_{name}_maps.npz', **{table5_maps_key(c): m for c, m in maps.items()})
         p = write_result(f'table5_{name}', dict(what=f"Table 5 with controls on {name} ({cat}), cpu preset, guard off, seeds {sorted({r['seed'] for r in runs})}", preset='cpu',
                                                 conditions={c: CONDITIONS[c] for c in a.conditions}, **({'note': a.note} if a.note else {}), **summary))
         print(f'\n{name}: written {p}')

@@ -215,10 +215,11 @@ def test_cli_predict_writes_decisions_on_one_colour_scale(fitted, toy, tmp_path)
     r1 = tocoad('predict', '--model', path, good, '--out', tmp_path / 'one', '--quiet'); assert r1.returncode == 0, r1.stderr[-2000:]
     rows = list(csv.DictReader(open(tmp_path / 'all' / 'scores.csv')))
     ref = m.predict(imgs)
-    for row, s, d in zip(rows, ref['scores'], ref['is_defective']):
+    for row, s, d, ref_map in zip(rows, ref['scores'], ref['is_defective'], ref['image_maps']):
         assert row['label'] == ('defective' if d else 'good') and abs(float(row['normalized_score']) - float(s) / t['image']) < 1e-4
         mask = np.asarray(Image.open(tmp_path / 'all' / row['mask'])) > 0; mp = np.load(tmp_path / 'all' / row['map'])
-        assert mp.shape == (224, 224) and np.array_equal(mask, mp >= t['pixel'])  # the mask is the map at the pixel threshold
+        assert mp.shape == Image.open(row['image']).size[::-1] and np.allclose(mp, ref_map.numpy(), atol=1e-5, equal_nan=True)  # on the image's own grid
+        assert np.isnan(mp[0]).all() and np.array_equal(mask, np.nan_to_num(mp, nan=-np.inf) >= t['pixel'])  # the crop's border unscored; the mask is the map at the pixel threshold
     one = list(csv.DictReader(open(tmp_path / 'one' / 'scores.csv')))[0]
     same = next(row for row in rows if Path(row['image']).resolve() == Path(one['image']).resolve())
     a, b = (np.asarray(Image.open(d / x['heatmap']).convert('RGB')).astype(int) for d, x in ((tmp_path / 'one', one), (tmp_path / 'all', same)))

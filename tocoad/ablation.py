@@ -10,8 +10,8 @@ from .run import claim_out_dir, run_fit
 
 # %% auto #0
 __all__ = ['AXES', 'PAPER_TABLE', 'PAPER_GENERATOR', 'AXIS_STAGES', 'TABLE5_STEPS', 'ablation_settings', 'seed_note',
-           'write_ablation', 'run_ablation', 'load_table5', 'table5_samples', 'plot_condition_maps',
-           'plot_distance_histograms', 'table5_reading']
+           'write_ablation', 'run_ablation', 'table5_maps_key', 'load_table5', 'table5_samples', 'plot_condition_maps',
+           'show_table5_maps', 'plot_distance_histograms', 'table5_reading']
 
 # %% ../nbs/10a_ablation.ipynb #73eb3180
 AXES = {
@@ -91,12 +91,17 @@ def run_ablation(data, category:str, axis:str, base:ToCoADConfig, out, data_form
     for name, kw in settings.items():
         for seed in range(base.seed, base.seed + seeds):
             run_dir = out/name.replace(' ', '_').replace('+', 'p'); run_dir = run_dir/f'seed_{seed}' if seeds > 1 else run_dir
-            m = load_json(run_dir/'metrics.json') if (run_dir/'metrics.json').is_file() else run_fit(data, category, cfg=base.replace(**kw, seed=seed), out=run_dir, data_format=data_format, progress=progress)
+            m = load_json(run_dir/'metrics.json') if (run_dir/'metrics.json').is_file() else run_fit(data, category, cfg=base.replace(**kw, seed=seed), out=run_dir, data_format=data_format, overwrite=True, progress=progress)
             rows.append(dict(axis=axis, setting=name, seed=seed, generator=base.replace(**kw).generator, image_auroc=m['image_auroc'], pixel_auroc=m.get('pixel_auroc'), pixel_aupro=m.get('pixel_aupro'),
                              fit_s=m['timings']['fit_s']))
             if progress: print(f"[ablate] {axis} = {name}, seed {seed}: image AUROC {m['image_auroc']:.4f}, pixel AUROC {m.get('pixel_auroc') or float('nan'):.4f}", flush=True)
     write_ablation(rows, out, category=category)
     return rows
+
+# %% ../nbs/10a_ablation.ipynb #7ab50020
+def table5_maps_key(condition:str)->str:
+    "The key of `condition`'s maps in `results/table5_<data>_maps.npz`: `benchmarks/table5.py` writes with it, `load_table5` reads with it."
+    return condition.replace(', ', '_').replace(' ', '-')
 
 # %% ../nbs/10a_ablation.ipynb #7ab50002
 def load_table5(name:str, # a data set of `benchmarks/table5.py`: 'bottle', or a toy category
@@ -104,7 +109,7 @@ def load_table5(name:str, # a data set of `benchmarks/table5.py`: 'bottle', or a
     "The Table 5 results of `name` (`results/table5_<name>.json`) and its seed-0 maps by condition (K×56×56 each)."
     import json, numpy as np
     results = Path(results); r = json.loads((results/f'table5_{name}.json').read_text())
-    with np.load(results/f'table5_{name}_maps.npz', allow_pickle=False) as z: maps = {c: z[c.replace(', ', '_').replace(' ', '-')].astype('float32') for c in r['figures']}
+    with np.load(results/f'table5_{name}_maps.npz', allow_pickle=False) as z: maps = {c: z[table5_maps_key(c)].astype('float32') for c in r['figures']}
     return r, maps
 
 # %% ../nbs/10a_ablation.ipynb #7ab50004
@@ -139,6 +144,16 @@ def plot_condition_maps(r:dict, maps:dict, samples:list|None, transform, size:fl
     for ax in axs.flat: ax.set(xticks=[], yticks=[])
     fig.tight_layout(pad=0.2); return fig
 
+# %% ../nbs/10a_ablation.ipynb #7ab50022
+def show_table5_maps(name:str, size:float=0.45, results:str|Path='../results', toy_root:str|Path|None=None):
+    "`plot_condition_maps` for data set `name` from its results: beside its test images and ground truth where the data set is on this machine, the maps alone where it is not."
+    from tocoad.core import preset
+    from tocoad.data import ImageTransform
+    r, maps = load_table5(name, results); cfg = preset(r['preset'])
+    try: samples = table5_samples(name, next(iter(r['figures'].values()))['paths'], toy_root=toy_root)
+    except TocoadError: samples = None  # the data set is not on this machine: the maps alone
+    return plot_condition_maps(r, maps, samples=samples, transform=ImageTransform(cfg.image_size, cfg.resize), size=size)
+
 # %% ../nbs/10a_ablation.ipynb #7ab5000a
 def plot_distance_histograms(r:dict, size:float=1.6, conditions:list|None=None, fig=None):
     "Per condition (None: all in `r`), the raw patch nearest-neighbour distances (÷ the median of normal pixels) of normal and of defect pixels, as densities; the title gives their separation (AUROC)."
@@ -167,6 +182,6 @@ def table5_reading(r:dict, metric:str='pixel_auroc')->list:
         (ma, sa), (mb, sb) = rows[a][metric], rows[b][metric]
         na, nb = len(rows[a]['seeds']), len(rows[b]['seeds'])
         se = math.sqrt(sa ** 2 / na + sb ** 2 / nb) if min(na, nb) > 1 else None  # one seed has no spread: its noise is unknown, not zero
-        out.append(dict(comparison=f'{b} − {a}', effect_of=what, metric=metric, difference=round(mb - ma, 4), se=None if se is None else round(se, 4),
+        out.append(dict(comparison=f'{b} − {a}', effect_of=what, metric=metric, difference=round(mb - ma, 4), se=None if se is None else round(se, 6),
                         verdict='one seed: noise unknown' if se is None else 'beyond noise' if abs(mb - ma) > 2 * se else 'within noise'))
     return out

@@ -10,7 +10,8 @@ import torch
 from .core import TocoadError, atomic_write
 
 # %% auto #0
-__all__ = ['CHECKPOINT', 'save_checkpoint', 'has_checkpoint', 'load_checkpoint']
+__all__ = ['CHECKPOINT', 'TRAINED_ON', 'RESUMABLE', 'save_checkpoint', 'has_checkpoint', 'load_checkpoint', 'run_identity',
+           'check_same_run']
 
 # %% ../nbs/A2_checkpoints.ipynb #7831b664
 def _flatten_optimizer(opt:torch.optim.Optimizer):
@@ -74,3 +75,41 @@ def load_checkpoint(path:str|Path, modules:dict, optimizer=None, map_location='c
         ot = {k[len('optimizer/'):]: v for k, v in tensors.items() if k.startswith('optimizer/')}
         optimizer.load_state_dict(_unflatten_optimizer(ot, info['optimizer']))
     return info['meta']
+
+# %% ../nbs/A2_checkpoints.ipynb #a22b0002
+TRAINED_ON = 'trained_on.json'
+RESUMABLE = ('device', 'num_workers')  # config fields that may change when a run is resumed
+
+def _relative(p, root)->str:
+    "Path `p` below `root` where it is (a data set moved elsewhere is the same data), else in full."
+    p = Path(p).resolve()
+    try: return str(p.relative_to(Path(root).resolve())) if root is not None else str(p)
+    except ValueError: return str(p)
+
+def _differences(old:dict, new:dict)->list:
+    "What differs between two `run_identity` records, in words."
+    diff, oc, nc = [], old.get('config', {}), new['config']
+    if old.get('category') != new['category']: diff.append(f"category {old.get('category')!r} (here {new['category']!r})")
+    if old.get('images') != new['images']: diff.append(f"other training images ({old.get('n_images')} then, {new['n_images']} here, or the files changed)")
+    changed = sorted(k for k in set(oc) | set(nc) if oc.get(k) != nc.get(k))
+    if changed: diff.append(f'another config ({", ".join(changed)})')
+    return diff
+
+# %% ../nbs/A2_checkpoints.ipynb #a22b0004
+def run_identity(category:str, paths:list, cfg, root=None)->dict:
+    "What a run trains on: `category`, a digest of its sorted training image `paths` (below `root` where they are, with their sizes) and `cfg` less `RESUMABLE`."
+    import hashlib
+    lines = sorted(f'{_relative(p, root)}\t{Path(p).stat().st_size}' for p in paths)
+    config = {k: v for k, v in json.loads(json.dumps(cfg.to_dict())).items() if k not in RESUMABLE}
+    return dict(category=category, n_images=len(lines), images=hashlib.sha256('\n'.join(lines).encode()).hexdigest(), config=config)
+
+def check_same_run(folder:str|Path, # the checkpoints folder of a run
+                   identity:dict, where:str='--out'):
+    "Raise `TocoadError` naming what differs when `folder` records a run trained on something other than `identity` (nothing recorded: nothing to compare)."
+    f = Path(folder)/TRAINED_ON
+    if not f.is_file(): return
+    try: old = json.loads(f.read_text())
+    except (ValueError, OSError): raise TocoadError(f'{f} is unreadable; delete it or start a new --out') from None
+    if diff := _differences(old if isinstance(old, dict) else {}, identity):
+        raise TocoadError(f'cannot resume {where}: its checkpoints were trained on {"; ".join(diff)}. --resume continues only the same run: '
+                          'give the same --data, --category and --set, or train afresh with --overwrite or a new --out')

@@ -4,11 +4,11 @@
 
 # %% ../nbs/A6_cli.ipynb #713e7c06
 from __future__ import annotations
-import argparse, csv, io, os, sys, warnings
+import argparse, contextlib, csv, io, os, sys, warnings
 from pathlib import Path
-from .core import TocoadError, TocoadWarning, ToCoADConfig, PRESETS, PRESET_NOTES, STAGES, DATA_FORMATS, TOY_CATEGORIES, DEMO_CATEGORIES, EXPORT_FORMATS, hw, resize_hw, preset, parse_field, warn, load_json, atomic_write
+from .core import TocoadError, TocoadWarning, ToCoADConfig, PRESETS, PRESET_NOTES, STAGES, DATA_FORMATS, TOY_CATEGORIES, DEMO_CATEGORIES, EXPORT_FORMATS, hw, resize_hw, preset, parse_field, check_field, warn, load_json, atomic_write, fresh_dir, replace_dir
 from .ablation import AXES
-from .run import claim_out_dir, run_fit, save_figure
+from .run import MARKER, claim_out_dir, run_fit, save_figure
 
 # %% auto #0
 __all__ = ['parse_overrides', 'config_from_args', 'unique_names', 'common_args', 'data_args', 'add_demo_and_data',
@@ -21,8 +21,10 @@ def parse_overrides(items:list[str])->dict:
     for it in items or []:
         if '=' not in it: raise TocoadError(f'--set expects field=value, got {it!r}')
         k, v = it.split('=', 1)
-        try: out[k.strip().replace('-', '_')] = parse_field(k.strip().replace('-', '_'), v)
+        k = k.strip().replace('-', '_')
+        try: out[k] = parse_field(k, v)
         except TocoadError as e: raise TocoadError(f'--set {e}') from None
+        check_field(k, out[k], where='--set')  # its range (00_core's RANGES), named as the user typed it
     return out
 
 # %% ../nbs/A6_cli.ipynb #caddc40b
@@ -55,7 +57,7 @@ def _demo(args):
         if 'image_size' not in parse_overrides(args.set):  # a long part (the rod) keeps its aspect
             cfg = cfg.replace(image_size=image_size_for(load_samples(data, cat), short=min(hw(cfg.image_size))))
         print(f'[demo] {cat}: fitting ToCoAD ({args.preset} preset, stages {args.train_stages or "dnp+ncl"}, input {"x".join(map(str, hw(cfg.image_size)))}) ...', flush=True)
-        results[cat] = run_fit(data, cat, cfg=cfg, out=out/cat, progress=not args.quiet)
+        results[cat] = run_fit(data, cat, cfg=cfg, out=out/cat, overwrite=True, progress=not args.quiet)  # the demo's own folder: a rerun replaces it
         print(f"[demo] {cat}: image AUROC {results[cat]['image_auroc']:.3f}, pixel AUROC {results[cat]['pixel_auroc']:.3f}, "
               f"AUPRO {results[cat]['pixel_aupro']:.3f} ({results[cat]['timings']['fit_s']:.0f} s)", flush=True)
     table = results_table(results, textures=('brick', 'gravel'))
@@ -66,12 +68,14 @@ def _demo(args):
 # %% ../nbs/A6_cli.ipynb #57c13669
 def _make_toy(args):
     from tocoad.data import make_toy_dataset
+    if args.n_train < 1: raise TocoadError(f'--n-train {args.n_train}: give at least 1 training image per category')
+    if args.size < 32: raise TocoadError(f'--size {args.size}: give a side of at least 32 pixels')
     out = make_toy_dataset(args.out, categories=args.categories, n_train=args.n_train, size=args.size, seed=args.seed)
     print(f'toy dataset (MVTec AD layout) in {out.resolve()}: categories {", ".join(args.categories)}')
 
 # %% ../nbs/A6_cli.ipynb #653f09e8
 def _fit(args):
-    m = run_fit(args.data, args.category, cfg=config_from_args(args), out=args.out, data_format=args.format, resume=args.resume, progress=not args.quiet)
+    m = run_fit(args.data, args.category, cfg=config_from_args(args), out=args.out, data_format=args.format, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     if m:
         num = lambda v: 'undefined' if v is None else f'{v:.4f}'
         if 'image_auroc' in m: print(f"{args.category}: image AUROC {num(m['image_auroc'])}, pixel AUROC {num(m.get('pixel_auroc'))}, AUPRO {num(m.get('pixel_aupro'))}")
@@ -90,19 +94,19 @@ def _readable(paths:list)->tuple[list, list]:
 
 # %% ../nbs/A6_cli.ipynb #c1100002
 def _write_prediction(out:Path, model, path, name:str, res:dict, j:int, vmax:float)->list:
-    "Write image `j` of batch result `res` (heatmap, raw map and, with thresholds, the mask) under `out`; its row of scores.csv."
+    "Write image `j` of batch result `res` (heatmap, map and, with thresholds, the mask, all on the image's own pixel grid; the map NaN where the crop cut it away) under `out`; its row of scores.csv."
     import matplotlib; matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt, numpy as np
     from PIL import Image
     from tocoad.data import read_image
-    m, t = res['maps'][j], model.thresholds
-    fig, ax = plt.subplots(figsize=(0.6 + 3 * m.shape[1] / max(m.shape), 3 * m.shape[0] / max(m.shape))); ax.imshow(model.transform.image(read_image(path)).permute(1, 2, 0)); ax.axis('off')
+    m, t = res['image_maps'][j], model.thresholds
+    fig, ax = plt.subplots(figsize=(0.6 + 3 * m.shape[1] / max(m.shape), 3 * m.shape[0] / max(m.shape))); ax.imshow(read_image(path)); ax.axis('off')  # NaN (not scored): left clear
     fig.colorbar(ax.imshow(m, cmap='jet', alpha=0.5, vmin=0, vmax=vmax), ax=ax, fraction=0.046, label='anomaly score')
     save_figure(fig, out/'heatmaps'/f'{name}.png')
     buf = io.BytesIO(); np.save(buf, m.numpy()); atomic_write(out/'maps'/f'{name}.npy', buf.getvalue())
     row = [str(path), 'unknown', f'{float(res["scores"][j]):.6f}', '', f'{float(res["raw_scores"][j]):.6f}', f'heatmaps/{name}.png', '', f'maps/{name}.npy']
     if t:
-        buf = io.BytesIO(); Image.fromarray(res['pred_masks'][j].numpy().astype(np.uint8) * 255).save(buf, 'PNG'); atomic_write(out/'masks'/f'{name}.png', buf.getvalue())
+        buf = io.BytesIO(); Image.fromarray(res['image_masks'][j].numpy().astype(np.uint8) * 255).save(buf, 'PNG'); atomic_write(out/'masks'/f'{name}.png', buf.getvalue())
         row[1], row[3], row[6] = 'defective' if res['is_defective'][j] else 'good', f'{float(res["normalized_scores"][j]):.6f}', f'masks/{name}.png'
     return row
 
@@ -116,12 +120,23 @@ def _say_predictions(rows:list, skipped:list, thresholded:bool, out:Path):
 
 # %% ../nbs/A6_cli.ipynb #637d9294
 def _predict(args):
-    from tqdm.auto import tqdm
+    import shutil
     from tocoad.data import expand_images
     from tocoad.model import ToCoAD
-    model = ToCoAD.load(args.model, device=args.device); paths = expand_images(args.images); t = model.thresholds
-    if not t: warn(f'{args.model} has no thresholds (saved by an older tocoad): labels and masks are left empty and each call scales its heatmaps; fit the model again')
-    out = claim_out_dir(args.out, 'predict')
+    model = ToCoAD.load(args.model, device=args.device)
+    mine = lambda p: p.resolve().is_relative_to(Path(args.out).resolve()) or any(q.startswith(f'.{Path(args.out).name}.') for q in p.parts)
+    paths = [p for p in expand_images(args.images) if not mine(p)]  # never the outputs of an earlier run (or of one being written)
+    if not paths: raise TocoadError(f'{" ".join(args.images)} names no image outside --out {args.out} (what predict wrote there is never scored)')
+    if note := model.threshold_warning(): warn(f'{args.model}: {note}')
+    final = claim_out_dir(args.out, 'predict').resolve(); out = fresh_dir(final)  # the results are written here, then replace `final` whole
+    try: _predict_into(out, model, paths=paths, args=args, final=final)
+    except BaseException: shutil.rmtree(out, ignore_errors=True); raise
+
+# %% ../nbs/A6_cli.ipynb #c6b22001
+def _predict_into(out:Path, model, paths:list, args, final:Path):
+    "Score `paths`, write every result into the fresh folder `out`, and move it to `final`."
+    from tqdm.auto import tqdm
+    t = model.thresholds; (out/MARKER).write_bytes((final/MARKER).read_bytes())
     for sub in ('heatmaps', 'masks', 'maps'): (out/sub).mkdir(exist_ok=True)
     (good, skipped), rows, bs = _readable(paths), [], model.cfg.batch_size
     names = dict(zip(paths, unique_names(paths)))
@@ -131,7 +146,7 @@ def _predict(args):
         rows += [_write_prediction(out, model, path=p, name=names[p], res=res, j=j, vmax=vmax) for j, p in enumerate(batch)]
     _write_csv(out/'scores.csv', ['image', 'label', 'score', 'normalized_score', 'raw_score', 'heatmap', 'mask', 'map'], rows=rows)
     if skipped: _write_csv(out/'skipped.csv', ['image', 'reason'], rows=[[str(p), why] for p, why in skipped])
-    _say_predictions(rows, skipped, thresholded=bool(t), out=out)
+    replace_dir(out, final); _say_predictions(rows, skipped, thresholded=bool(t), out=final)
 
 # %% ../nbs/A6_cli.ipynb #44dcc867
 def _write_csv(path:Path, header:list, rows:list):
@@ -171,7 +186,7 @@ def _benchmark(args):
         if done.is_file() and _same_config(load_json(done).get('config'), cfg):
             print(f'[benchmark] {cat}: done before with this config, reused', flush=True); results[cat] = load_json(done); continue
         print(f'[benchmark] {cat} ...', flush=True)
-        results[cat] = run_fit(args.data, cat, cfg=cfg, out=out/cat, data_format=args.format, progress=not args.quiet)
+        results[cat] = run_fit(args.data, cat, cfg=cfg, out=out/cat, data_format=args.format, overwrite=True, progress=not args.quiet)  # not done with this config: refit
     table = results_table(results); atomic_write(out/'table.md', table + '\n'); print(table)
 
 # %% ../nbs/A6_cli.ipynb #e138884b
@@ -210,7 +225,8 @@ def add_fit_predict_export(sub):
     f = sub.add_parser('fit', help='train on a category, evaluate, write model, metrics.json and report.md')
     data_args(f); f.add_argument('--category', required=True, help='category (sub-folder) of the dataset')
     f.add_argument('--out', required=True, help='output folder: model/, metrics.json, report.md, checkpoints')
-    f.add_argument('--resume', action='store_true', help='continue an interrupted run in --out'); common_args(f)
+    f.add_argument('--resume', action='store_true', help='continue an interrupted run in --out (the same data, category and settings)')
+    f.add_argument('--overwrite', action='store_true', help='replace the run that --out holds (without it, fit refuses a folder that holds a run)'); common_args(f)
     pr = sub.add_parser('predict', help='score images with a saved model')
     pr.add_argument('--model', required=True, help='model folder written by fit (RUN/model)')
     pr.add_argument('images', nargs='+', help='image files, folders of images, or glob patterns')
@@ -253,10 +269,41 @@ def one_line(e:BaseException)->str:
     if 'Original Traceback' in msg: msg = msg.splitlines()[-1].split('TocoadError: ', 1)[-1]
     return msg
 
+# %% ../nbs/A6_cli.ipynb #e22a0020
+def _dash_file(argv:list, parser:argparse.ArgumentParser)->str|None:
+    "The one-line error for an argument that starts with '-' but names a file (`-x.png`): argparse takes it for an option and then asks for images."
+    known = set()
+    def walk(p):
+        for a in p._actions:
+            known.update(a.option_strings)
+            if isinstance(a, argparse._SubParsersAction):
+                for q in a.choices.values(): walk(q)
+    walk(parser)
+    for a in argv:
+        if a == '--': return None
+        if not a.startswith('-') or a in known or '=' in a or a.lstrip('-').replace('.', '', 1).isdigit(): continue
+        if Path(a).exists() or Path(a).suffix:
+            return f"{a!r} starts with '-', so it is read as an option, not as an image: name it ./{a}, or put it after -- (e.g. -- {a})"
+    return None
+
 # %% ../nbs/A6_cli.ipynb #538c5542
+def _kept(args)->str:
+    "What an interrupted command leaves behind, and how to go on."
+    out = Path(getattr(args, 'out', '') or '.')
+    return {'fit': f'the stage checkpoints of the epochs that finished are kept in {out/"checkpoints"}; run the same command with --resume to continue',
+            'predict': f'nothing of this run was written; {out} holds what it held before',
+            'benchmark': f'the categories that finished are kept in {out}; run the same command to continue (it reuses them)',
+            'ablate': f'the settings that finished are kept in {out}; run the same command to continue (it reuses them)',
+            'export': f'{out} was not written'}.get(args.command, f'{out} may hold a partial result; run the command again')
+
 def main(argv=None):
     "Entry point of the `tocoad` console script."
-    args = build_parser().parse_args(argv)
+    parser, argv, said = build_parser(), sys.argv[1:] if argv is None else list(argv), io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said): args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse's own message, unless a clearer one names the real cause
+        if e.code == 2 and (why := _dash_file(argv, parser)): print(f'tocoad: error: {why}', file=sys.stderr); sys.exit(2)
+        sys.stderr.write(said.getvalue()); raise
     run = {'demo': _demo, 'fit': _fit, 'predict': _predict, 'benchmark': _benchmark, 'ablate': _ablate, 'export': _export}.get(args.command)
     if args.command == 'data': run = _make_toy
     warnings.filterwarnings('always', category=TocoadWarning)  # ours always show, whatever PYTHONWARNINGS says
@@ -265,3 +312,5 @@ def main(argv=None):
     try: run(args)
     except TocoadError as e:
         print(f'tocoad: error: {one_line(e)}', file=sys.stderr); sys.exit(2)
+    except KeyboardInterrupt:
+        print(f'tocoad: interrupted: {_kept(args)}', file=sys.stderr); sys.exit(130)

@@ -15,8 +15,9 @@ if TYPE_CHECKING: import torch  # for annotations; imported where it is used, so
 # %% auto #0
 __all__ = ['LAYERS', 'STAGES', 'GENERATORS', 'BN_MODES', 'GUARDS', 'CL_METHODS', 'NEG_LOSSES', 'EXPORT_FORMATS', 'DATA_FORMATS',
            'TOY_CATEGORIES', 'DEMO_CATEGORIES', 'CHOICES', 'RANGES', 'PRESETS', 'PRESET_NOTES', 'TocoadError',
-           'TocoadWarning', 'warn', 'get_device', 'seed_everything', 'atomic_write', 'save_json', 'load_json',
-           'data_root', 'hw', 'resize_hw', 'ToCoADConfig', 'check_field', 'parse_field', 'preset']
+           'TocoadWarning', 'warn', 'get_device', 'seed_everything', 'atomic_write', 'fresh_dir', 'replace_dir',
+           'save_json', 'load_json', 'data_root', 'hw', 'resize_hw', 'ToCoADConfig', 'check_field', 'parse_field',
+           'preset']
 
 # %% ../nbs/00_core.ipynb #a14a981b
 class TocoadError(ValueError):
@@ -72,6 +73,24 @@ def atomic_write(path:str|Path, # Where the file ends up
         Path(tmp).unlink(missing_ok=True); raise
     return path
 
+# %% ../nbs/00_core.ipynb #c22b0002
+def fresh_dir(path:str|Path # the folder the result will replace
+             )->Path:
+    "A new empty hidden folder beside `path`, with the usual permissions (mkdtemp makes 0700), to fill and then move into place with `replace_dir`."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')); os.chmod(tmp, 0o777 & ~_umask())
+    return tmp
+
+def replace_dir(new:str|Path, # a folder made by `fresh_dir(path)`, filled
+                path:str|Path)->Path:
+    "Move folder `new` to `path` by renames: an existing `path` is moved aside first and deleted after, so `path` never mixes old and new files."
+    import shutil
+    new, path = Path(new), Path(path)
+    if not path.exists(): os.replace(new, path); return path
+    old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.old')); os.replace(path, old/'x')
+    os.replace(new, path); shutil.rmtree(old, ignore_errors=True)
+    return path
+
 # %% ../nbs/00_core.ipynb #c81c3524
 def _json_default(o):
     if isinstance(o, (np.floating, np.integer)): return o.item()
@@ -89,7 +108,9 @@ def load_json(path:str|Path):
     "Read a JSON file, with an error that names the file when it is missing or not JSON."
     path = Path(path)
     if not path.is_file(): raise TocoadError(f'{path} does not exist')
-    try: return json.loads(path.read_text())
+    try: return json.loads(path.read_bytes().decode('utf-8'))
+    except UnicodeDecodeError as e: raise TocoadError(f'{path} is not UTF-8 text (byte {e.start}): it is not a JSON file tocoad wrote; write it again') from None
+    except RecursionError: raise TocoadError(f'{path} is nested too deeply to be a JSON file tocoad wrote; write it again') from None
     except json.JSONDecodeError as e: raise TocoadError(f'{path} is not valid JSON ({e}); was it truncated or edited by hand?') from None
 
 # %% ../nbs/00_core.ipynb #fbd846e4
@@ -255,7 +276,13 @@ def _in(lo, hi, integer=False, lo_open=False, hi_open=False, none=False):
         return _num(x, integer) and (x > lo if lo_open else x >= lo) and (hi is None or (x < hi if hi_open else x <= hi))
     return ok
 
-RANGES = {  # every numeric field, with the values it may take: (check, what to say), defined here once
+def _sides(x, low:int, step:int=1)->bool:
+    "`x` is a side or a (height, width) pair of integers, each at least `low` and a multiple of `step`."
+    sides = list(x) if isinstance(x, (tuple, list)) else [x]
+    return 1 <= len(sides) <= 2 and all(_num(s, True) and s >= low and s % step == 0 for s in sides)
+
+RANGES = {  # every numeric field, with the values it may take: (check, what to say), defined here once; a new numeric field needs its entry (tests/test_bad_inputs_out.py)
+    'image_size': (lambda x: _sides(x, 32, step=32), 'a multiple of 32, at least 32 (a side, or each of height x width)'), 'resize': (lambda x: _sides(x, 1), 'a side >= 1, or height x width'),
     'stage1_epochs': (_in(0, None, integer=True), 'an integer >= 0'), 'stage2_epochs': (_in(0, None, integer=True), 'an integer >= 0'),
     'stage1_lr': (_in(0, None), 'a number >= 0'), 'stage2_lr': (_in(0, None), 'a number >= 0 (0: stage II only re-estimates batch-norm statistics)'),
     'lr_gamma': (_in(0, 1, lo_open=True), 'a number in (0, 1]'), 'momentum': (_in(0, 1, hi_open=True), 'a number in [0, 1)'),
@@ -289,7 +316,6 @@ def validate(self:ToCoADConfig):
     def need(ok, name, allowed):
         if not ok: raise TocoadError(f'config: {name}={getattr(self, name)!r} is not allowed; use {allowed}')
     (H, W), (rH, rW) = hw(self.image_size), resize_hw(self.image_size, self.resize)
-    need(min(H, W) >= 32 and H % 32 == 0 and W % 32 == 0, 'image_size', allowed='a multiple of 32, at least 32 (a side, or each of height x width)')
     need(rH >= H and rW >= W, 'resize', allowed=f'at least image_size ({H}x{W}) on each side')
     need(len(self.cl_layers) > 0 and set(self.cl_layers) <= set(LAYERS), 'cl_layers', allowed=f'a non-empty subset of {LAYERS}')
     need(len(self.memory_layers) > 0 and set(self.memory_layers) <= set(LAYERS), 'memory_layers', allowed=f'a non-empty subset of {LAYERS}')

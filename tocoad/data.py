@@ -4,12 +4,13 @@
 
 # %% ../nbs/01_data.ipynb #5025d2d1
 from __future__ import annotations
-import csv, glob, math
+import csv, fnmatch, glob, math, os
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, UnidentifiedImageError
+import torch.nn.functional as nnf
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 import torchvision.transforms.v2.functional as TF
 from fastcore.basics import patch
@@ -17,12 +18,12 @@ from .core import TocoadError, warn, hw, resize_hw, TOY_CATEGORIES, save_json, l
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'FORMATS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'TOY_DEFECTS', 'TOY_ASPECT', 'Sample', 'list_images',
-           'mvtec_samples', 'visa_samples', 'btad_samples', 'folder_samples', 'load_samples', 'read_image',
-           'ImageTransform', 'AnomalyDataset', 'size_for_aspect', 'image_size_for', 'check_samples', 'expand_images',
-           'toy_hw', 'make_toy_dataset']
+           'mvtec_samples', 'visa_samples', 'btad_samples', 'folder_samples', 'load_samples', 'to_rgb', 'read_image',
+           'ImageTransform', 'AnomalyDataset', 'size_for_aspect', 'image_size_for', 'note_oddities', 'say_oddities',
+           'check_samples', 'expand_images', 'toy_hw', 'make_toy_dataset']
 
 # %% ../nbs/01_data.ipynb #93187db9
-IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff'}
+IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.gif', '.webp'}  # a multi-frame file among them is refused when read (`_open`)
 
 @dataclass(frozen=True)
 class Sample:
@@ -137,7 +138,7 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 def _eight_bit(im:Image.Image, path)->Image.Image:
     "16-bit grey images scaled to 8 bit (Pillow's `convert` would clip them to white); floating-point ones refused."
-    if im.mode == 'F': raise TocoadError(f'{path} holds floating-point pixels (mode F); save it as an 8- or 16-bit image')
+    if im.mode == 'F': raise TocoadError(f'{path} holds floating-point pixels (mode F); save it as an 8- or 16-bit image, or pass the pixels as a NumPy float array in [0, 1]')
     if not im.mode.startswith('I'): return im
     a = np.asarray(im).astype(np.float64)
     if a.min() < 0 or a.max() > 65535: raise TocoadError(f'{path} holds 32-bit integer pixels; save it as an 8- or 16-bit image')
@@ -146,9 +147,13 @@ def _eight_bit(im:Image.Image, path)->Image.Image:
 
 # %% ../nbs/01_data.ipynb #7e8be8f8
 def _open(path:Path)->Image.Image:
-    "The fully decoded image at `path`, or a `TocoadError` that names the file."
+    "The fully decoded image at `path`, turned upright as its EXIF orientation says, or a `TocoadError` that names the file."
     try:
-        with Image.open(path) as im: im.load(); return im.copy()
+        with Image.open(path) as im:
+            if (n := getattr(im, 'n_frames', 1)) > 1:  # a multi-page TIFF, an animated GIF/PNG/WebP: which frame is the part?
+                raise TocoadError(f'{path} holds {n} frames (a multi-page or animated image): only one could be scored; save the frame you mean as an image of its own')
+            im.load(); return ImageOps.exif_transpose(im)  # a copy, upright: what every photo viewer shows
+    except TocoadError: raise
     except FileNotFoundError: raise TocoadError(f'{path} does not exist') from None
     except Image.DecompressionBombError as e:
         raise TocoadError(f'{path} is too large to open safely ({e}); resize it, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust it') from None
@@ -156,9 +161,17 @@ def _open(path:Path)->Image.Image:
         raise TocoadError(f'{path} is not a readable image ({type(e).__name__}: {e}); replace or remove the file') from None
 
 # %% ../nbs/01_data.ipynb #e04e941e
+def to_rgb(im:Image.Image, where='the image', # names the image in errors
+           mode:str='RGB')->Image.Image:
+    "Any Pillow image in `mode`, converted as files are: 16- and 32-bit grey scaled to 8 bit; floating point, empty and unconvertible images refused."
+    if 0 in im.size: raise TocoadError(f'{where} is empty ({im.size[0]}×{im.size[1]} pixels)')
+    try: return _eight_bit(im, where).convert(mode)
+    except TocoadError: raise
+    except ValueError as e: raise TocoadError(f'{where} is in mode {im.mode}, which cannot be converted to {mode} ({e}); save it as RGB or grey') from None
+
 def read_image(path:Path, mode:str='RGB')->Image.Image:
-    "Open an image fully (16-bit scaled to 8 bit), with an error naming the file when it is unreadable."
-    return _eight_bit(_open(path), path).convert(mode)
+    "Open an image fully (upright, 16-bit scaled to 8 bit), with an error naming the file when it is unreadable."
+    return to_rgb(_open(path), path, mode=mode)
 
 # %% ../nbs/01_data.ipynb #d21a5d5e
 class ImageTransform:
@@ -183,14 +196,17 @@ def _geometry(self:ImageTransform, x, interp):
 @patch
 def image(self:ImageTransform, im:Image.Image)->torch.Tensor:
     "A 3×H×W float tensor in [0, 1] (not normalised)."
-    return self._geometry(TF.to_dtype(TF.pil_to_tensor(im.convert('RGB')), torch.float32, scale=True), TF.InterpolationMode.BILINEAR).clamp(0, 1)
+    return self._geometry(TF.to_dtype(TF.pil_to_tensor(to_rgb(im)), torch.float32, scale=True), TF.InterpolationMode.BILINEAR).clamp(0, 1)
 
 # %% ../nbs/01_data.ipynb #7d23327a
+def _defect_pixels(a:np.ndarray)->np.ndarray:
+    "Which pixels of mask values `a` are defect: any non-zero one when the mask holds a single value besides 0 (0/255, 0/1, 0/100), above half the brightest when it holds more (an anti-aliased or JPEG mask)."
+    return a > 0 if ((a > 0) & (a != a.max())).sum() == 0 else a > a.max() / 2
+
 @patch
 def mask(self:ImageTransform, m:Image.Image, path=None)->torch.Tensor:
-    "A 1×H×W float tensor of 0/1; warns when the crop cuts away foreground."
-    a = TF.pil_to_tensor(m.convert('L'))
-    t = (a > (0 if a.max() <= 1 else 127)).float()  # a mask saved as 0/1 instead of 0/255 is still a mask
+    "A 1×H×W float tensor of 0/1 (a pixel is defect where its brightest channel is, by `_defect_pixels`); warns when the crop cuts away foreground."
+    t = torch.from_numpy(_defect_pixels(np.asarray(to_rgb(m, path or 'the mask')).max(-1)))[None].float()  # a red or palette mask counts as a white one
     out = (self._geometry(t, TF.InterpolationMode.NEAREST) > 0.5).float()
     if t.sum() == 0: return out
     full = (TF.resize(t, list(self.resized), interpolation=TF.InterpolationMode.NEAREST) > 0.5).sum() if self.crop else out.sum()
@@ -198,6 +214,21 @@ def mask(self:ImageTransform, m:Image.Image, path=None)->torch.Tensor:
                        f'its pixels count as normal; a larger image_size keeps it')
     elif self.crop and out.sum() < full: warn(f'{path}: the centre crop cuts away {int(full-out.sum())} of {int(full)} defect pixels; use crop=False to keep them')
     return out
+
+# %% ../nbs/01_data.ipynb #e22a0004
+@patch
+def to_image_grid(self:ImageTransform, m:torch.Tensor, # an H×W map at the network input's geometry
+                  size:tuple # the image's (height, width)
+                 )->torch.Tensor:
+    "Map `m` on the image's own pixel grid (the resize and the centre crop undone, bilinear), NaN where the crop cut the image away (not scored)."
+    (h, w), (H, W) = size, m.shape[-2:]
+    Rh, Rw = self.resized if self.crop else self.size
+    top, left = (int(round((Rh - H) / 2.0)), int(round((Rw - W) / 2.0))) if self.crop else (0, 0)  # as torchvision's center_crop
+    ys = ((torch.arange(h) + 0.5) * Rh / h - top) / H * 2 - 1  # each image pixel's centre in the crop, in grid_sample's [-1, 1]
+    xs = ((torch.arange(w) + 0.5) * Rw / w - left) / W * 2 - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing='ij')
+    out = nnf.grid_sample(m[None, None].float().cpu(), torch.stack([gx, gy], -1)[None], mode='bilinear', padding_mode='border', align_corners=False)[0, 0]
+    return out.masked_fill((gx.abs() > 1) | (gy.abs() > 1), float('nan'))
 
 # %% ../nbs/01_data.ipynb #4c74dfb2
 @patch
@@ -228,7 +259,7 @@ class AnomalyDataset(Dataset):
         s = self.samples[i]; im = read_image(s.path)
         x = self.transform.image(im)
         if s.mask_path is not None:
-            m = read_image(s.mask_path, 'L')
+            m = read_image(s.mask_path)  # in colour: `mask` reads its brightest channel
             if m.size != im.size:
                 raise TocoadError(f'mask {s.mask_path} is {m.size[0]}x{m.size[1]} but its image {s.path} is {im.size[0]}x{im.size[1]}; masks must match their images')
             mask = self.transform.mask(m, s.mask_path)
@@ -244,9 +275,12 @@ def _mask_problem(s:Sample, size:tuple, odd:dict)->str|None:
     if not Path(s.mask_path).is_file(): return f'mask {s.mask_path} of {s.path} does not exist; add it or remove the image'
     m = _open(s.mask_path)
     if m.size != size: return f'mask {s.mask_path} is {m.size[0]}x{m.size[1]} but its image {s.path} is {size[0]}x{size[1]}; masks must match their images'
-    a = np.asarray(_eight_bit(m, s.mask_path).convert('L'))
+    c = np.asarray(to_rgb(m, s.mask_path)); a = c.max(-1); vals = np.unique(a)
+    how = 'read as: any non-zero pixel is a defect' if len(vals) <= 2 else 'read as: a defect where brighter than half the brightest'
     if a.max() == 0: odd.setdefault('its mask has no defect pixels (the image counts as defective, its pixels as normal)', []).append(s.mask_path)
-    elif a.max() == 1: odd.setdefault('its mask holds 0/1 values instead of 0/255 (read as a binary mask)', []).append(s.mask_path)
+    elif (c != c[..., :1]).any(): odd.setdefault(f'its mask is in colour ({how})', []).append(s.mask_path)
+    elif len(vals) > 2: odd.setdefault(f'its mask holds {len(vals)} grey levels, not two ({how})', []).append(s.mask_path)
+    elif a.max() != 255: odd.setdefault(f'its mask holds 0/{a.max()} values instead of 0/255 ({how})', []).append(s.mask_path)
     return None
 
 # %% ../nbs/01_data.ipynb #bb3794e0
@@ -268,21 +302,30 @@ def image_size_for(samples:list, # `Sample`s or image paths
     for s in samples[:: max(1, len(samples) // 64)]:
         p = getattr(s, 'path', s)
         try:
-            with Image.open(p) as im: w, h = im.size
-        except (OSError, UnidentifiedImageError) as e: raise TocoadError(f'{p} is not a readable image ({e}); replace or remove the file') from None
+            with Image.open(p) as im: w, h = im.size[::-1] if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else im.size  # as shown: EXIF may turn it a quarter
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e: raise TocoadError(f'{p} is not a readable image ({e}); replace or remove the file') from None
         aspects.append(h / w)
     return size_for_aspect(float(np.median(aspects)), short)
 
 # %% ../nbs/01_data.ipynb #d0d0f003
-def _note_oddities(s:Sample, im:Image.Image, H:int, W:int, odd:dict):
-    "Record in `odd` (kind -> paths) what is odd but usable about image `im` of sample `s` for an H×W input."
-    w, h = im.size
-    if im.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La'): odd.setdefault('has transparency, which is dropped', []).append(s.path)
-    if im.mode == 'CMYK': odd.setdefault('is CMYK, converted to RGB', []).append(s.path)
-    if h < H or w < W: odd.setdefault(f'is smaller than the network input ({H}x{W}) and is enlarged', []).append(s.path)
+def note_oddities(name, im:Image.Image, image_size:int|tuple, # the network input: a side, or (height, width)
+                  odd:dict # kind -> names, added to
+                 )->dict:
+    "Record in `odd` what is odd but usable about image `im` (called `name`) for the network input `image_size`."
+    (H, W), (w, h) = hw(image_size), im.size
+    if im.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La'): odd.setdefault('has transparency, which is dropped', []).append(name)
+    if im.mode == 'CMYK': odd.setdefault('is CMYK, converted to RGB', []).append(name)
+    if h < H or w < W: odd.setdefault(f'is smaller than the network input ({H}x{W}) and is enlarged', []).append(name)
     if not 0.5 <= (h / w) / (H / W) <= 2:  # squashed by more than 2x: thin defects across the long side fade
         odd.setdefault(f'is far from the input\'s aspect ({H}x{W}, height x width) and is squashed to it; '
-                       f'image_size={"x".join(map(str, hw(size_for_aspect(h / w, min(H, W)))))} keeps its aspect', []).append(s.path)
+                       f'image_size={"x".join(map(str, hw(size_for_aspect(h / w, min(H, W)))))} keeps its aspect', []).append(name)
+    return odd
+
+def say_oddities(odd:dict)->list[str]:
+    "One warning per kind of oddity in `odd` (kind -> names), with how many and an example; returns them."
+    msgs = [f'{len(v)} image(s), e.g. {v[0]}, ' + k if v else k for k, v in odd.items()]
+    for m in msgs: warn(m)
+    return msgs
 
 # %% ../nbs/01_data.ipynb #c74018d7
 def check_samples(samples:list[Sample], image_size:int|tuple=32, # the network input: a side, or (height, width)
@@ -292,7 +335,7 @@ def check_samples(samples:list[Sample], image_size:int|tuple=32, # the network i
     errors, odd, sizes = [], {}, set(); H, W = hw(image_size)
     for s in samples:
         try:
-            im = _open(s.path); _eight_bit(im, s.path); sizes.add(im.size); _note_oddities(s, im, H=H, W=W, odd=odd)
+            im = _open(s.path); _eight_bit(im, s.path); sizes.add(im.size); note_oddities(s.path, im, image_size=(H, W), odd=odd)
             if s.mask_path is not None and (p := _mask_problem(s, im.size, odd=odd)): errors.append(p)
         except TocoadError as e: errors.append(str(e))
     if errors: raise TocoadError(errors[0] + (f' ({len(errors) - 1} more file(s) have problems)' if len(errors) > 1 else ''))
@@ -300,23 +343,48 @@ def check_samples(samples:list[Sample], image_size:int|tuple=32, # the network i
         odd[f'the centre crop keeps {share:.0%} of each image (resized to {"x".join(map(str, resize_hw(image_size, resize)))}, cropped to {H}x{W}): '
             'defects near the edges are cut away; set resize closer to image_size, or crop=False'] = []
     if len(sizes) > 1: odd['images come in different sizes (e.g. {}), all resized to one'.format(', '.join('x'.join(map(str, z)) for z in sorted(sizes)[:3]))] = []
-    msgs = [f'{len(v)} image(s), e.g. {v[0]}, ' + k if v else k for k, v in odd.items()]
-    for m in msgs: warn(m)
-    return msgs
+    return say_oddities(odd)
+
+# %% ../nbs/01_data.ipynb #e22a0007
+def _folders(top:Path):
+    "`top` and every folder below it (not hidden), each real folder once: a link back up (`ln -s . loop`) is not followed again."
+    seen, stack = set(), [Path(top)]
+    while stack:
+        d = stack.pop(); real = os.path.realpath(d)
+        if real in seen: continue
+        seen.add(real); yield d
+        try: subs = sorted((e.name for e in os.scandir(d) if not e.name.startswith('.') and e.is_dir()), reverse=True)
+        except OSError: continue
+        stack += [d/n for n in subs]
+
+def _matches(parts:list, names:list)->bool:
+    "Whether path components `names` match glob components `parts` ('**': any number of folders)."
+    if not parts: return not names
+    if parts[0] == '**': return _matches(parts[1:], names) or (bool(names) and _matches(parts, names[1:]))
+    return bool(names) and fnmatch.fnmatchcase(names[0], parts[0]) and _matches(parts[1:], names[1:])
+
+# %% ../nbs/01_data.ipynb #e22a0008
+def _glob(pattern:str)->list[Path]:
+    "Files matching `pattern`; a `**` one walks folders with `_folders`, never into a loop of links (Python's recursive glob would)."
+    if '**' not in pattern: return [Path(q) for q in glob.glob(pattern)]
+    parts = Path(pattern).parts; k = next(i for i, q in enumerate(parts) if glob.has_magic(q))
+    root, rest = Path(*parts[:k]) if k else Path('.'), list(parts[k:])
+    return [d/f for d in _folders(root) for f in sorted(os.listdir(d)) if not f.startswith('.') and (d/f).is_file()
+            and _matches(rest, list((d/f).relative_to(root).parts))]
 
 # %% ../nbs/01_data.ipynb #54ee9313
 def expand_images(items:list[str])->list[Path]:
-    "Image files named by `items`: files as given, folders by their images (recursively), glob patterns by their matches."
-    out = []
+    "Image files named by `items`: files as given, folders by their images (recursively), glob patterns by their matches; each file once (by its real path), links into a loop not followed."
+    out = {}
     for it in items:
         p = Path(it)
-        if p.is_dir(): found = sorted(q for q in p.rglob('*') if q.suffix.lower() in IMAGE_EXTS and q.is_file())
-        elif glob.has_magic(it): found = sorted(Path(q) for q in glob.glob(it, recursive=True) if Path(q).suffix.lower() in IMAGE_EXTS)
+        if p.is_dir(): found = sorted(d/f for d in _folders(p) for f in os.listdir(d) if Path(f).suffix.lower() in IMAGE_EXTS and not f.startswith('.') and (d/f).is_file())
+        elif glob.has_magic(it): found = sorted(q for q in _glob(it) if q.suffix.lower() in IMAGE_EXTS)
         elif p.is_file(): found = [p]
         else: raise TocoadError(f'{p} does not exist')
         if not found: raise TocoadError(f'{it} names no image (looked for {", ".join(sorted(IMAGE_EXTS))})')
-        out += found
-    return list(dict.fromkeys(out))
+        for q in found: out.setdefault(q.resolve(), q)
+    return list(out.values())
 
 # %% ../nbs/01_data.ipynb #5523a6fd
 TOY_DEFECTS = {'brick': ('scratch', 'hole', 'stain'), 'gravel': ('stain', 'foreign', 'hole'), 'washer': ('scratch', 'deform', 'foreign'),

@@ -35,19 +35,29 @@ class ScoringGraph(nn.Module):
         out = score_patches(pf, self.bank, cfg=c, search=self.exact)  # the model's own scoring path: Eq. 8, Eq. 9, the maximum, the map
         return out['scores'], out['maps']
 
+# %% ../nbs/A4_export.ipynb #e22a0030
+_OPSETS = (11, 20)  # the opsets the graph exports at: 9 and 10 lack its resize, and torch's tracer writes up to 20
+
 # %% ../nbs/A4_export.ipynb #5d129730
 def export_onnx(model:ToCoAD, path:str|Path, opset:int=17)->Path:
     "Write `model` as one ONNX graph (input `image`: B×3×H×W normalised, outputs `score`: B and `map`: B×H×W; any batch size). Never overwrites."
     try: import onnx
     except ImportError: raise TocoadError('export needs the onnx package: pip install onnx onnxruntime (or pip install -e ".[export]")') from None
+    if isinstance(opset, bool) or not isinstance(opset, int) or not _OPSETS[0] <= opset <= _OPSETS[1]:  # outside: torch fails, printing the whole graph
+        raise TocoadError(f'--opset {opset!r} cannot be written: the scoring graph exports at ONNX opsets {_OPSETS[0]} to {_OPSETS[1]} (17 is tested); nothing was written')
     path = Path(path)
     if path.exists(): raise TocoadError(f'{path} exists: remove it or choose another --out; nothing was written')
     g = ScoringGraph(model).eval().cpu(); H, W = hw(model.cfg.image_size)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as d, warnings.catch_warnings():
         warnings.simplefilter('ignore')  # the tracer's notes on Python control flow, fixed by the fitted model
-        torch.onnx.export(g, (torch.zeros(1, 3, H, W),), f'{d}/m.onnx', input_names=['image'], output_names=['score', 'map'],
-                          dynamic_axes={'image': {0: 'batch'}, 'score': {0: 'batch'}, 'map': {0: 'batch'}}, opset_version=opset, dynamo=False)
-        onnx.checker.check_model(f'{d}/m.onnx')
+        try: torch.onnx.export(g, (torch.zeros(1, 3, H, W),), f'{d}/m.onnx', input_names=['image'], output_names=['score', 'map'],
+                               dynamic_axes={'image': {0: 'batch'}, 'score': {0: 'batch'}, 'map': {0: 'batch'}}, opset_version=opset, dynamo=False)
+        except Exception as e:  # an opset torch cannot write (5, 999), said in one line
+            raise TocoadError(f'ONNX export at opset {opset} failed ({type(e).__name__}: {(str(e).strip().splitlines() or [""])[0][:200]}); '
+                              f'use --opset 17 (tested) or another your torch {torch.__version__} writes; nothing was written') from None
+        graph = onnx.load(f'{d}/m.onnx'); dims = {o.name: o for o in graph.graph.output}['map'].type.tensor_type.shape.dim
+        dims[0].dim_param, dims[1].dim_value, dims[2].dim_value = 'batch', H, W  # the tracer declares [batch, batch, ?]: say what it is
+        onnx.checker.check_model(graph); onnx.save(graph, f'{d}/m.onnx')
         os.replace(f'{d}/m.onnx', path)
     return path

@@ -13,9 +13,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 import tocoad
-from .core import TocoadError, ToCoADConfig, hw, save_json, load_json, atomic_write
+from .core import TocoadError, ToCoADConfig, hw, save_json, load_json, atomic_write, warn
 from PIL import Image
-from .data import AnomalyDataset, Sample, read_image, check_samples, expand_images
+from .data import AnomalyDataset, Sample, read_image, check_samples, expand_images, to_rgb, note_oddities, say_oddities
 from .backbone import FeatureExtractor, save_backbone
 from .runtime import Runtime
 from .parts import create_part
@@ -26,7 +26,8 @@ from .validation import validation_split, Guard
 from .metrics import evaluate_scores, best_f1_threshold
 
 # %% auto #0
-__all__ = ['MODEL_FORMAT', 'FORMER_DEFAULTS', 'as_images', 'to_pil', 'as_samples', 'ToCoAD']
+__all__ = ['MODEL_FORMAT', 'FORMER_DEFAULTS', 'MODEL_FILES', 'BACKBONES', 'as_images', 'to_pil', 'as_samples', 'ToCoAD',
+           'check_backbone', 'check_model_json']
 
 # %% ../nbs/10_model.ipynb #9bc988cc
 def as_images(images)->list:
@@ -37,19 +38,34 @@ def as_images(images)->list:
         elif isinstance(it, (str, Path)): out += expand_images([str(it)])
         else: raise TocoadError(f'cannot read an image from a {type(it).__name__}: give a path, a folder, a glob, a PIL image or a NumPy array')
     if not out: raise TocoadError('no images given')
-    return out
+    seen = set()  # a file named twice (or through a link) is scored once
+    return [it for it in out if not isinstance(it, Path) or not (it.resolve() in seen or seen.add(it.resolve()))]
+
+# %% ../nbs/10_model.ipynb #e22a0012
+def _array_pixels(a:np.ndarray, where:str)->np.ndarray:
+    "NumPy image `a` as uint8 pixels, read as files are: bool as 0/255, uint16 as a 16-bit image (÷ 257), other integers as 8 bit when all are ≤ 255 and as 16 bit when larger (as a 32-bit TIFF), floats in [0, 1] (× 255); anything else refused."
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3, 4))): raise TocoadError(f'a NumPy image must be H×W or H×W×C with C in 1, 3, 4; got shape {a.shape}')
+    if 0 in a.shape[:2]: raise TocoadError(f'{where} is empty ({a.shape[1]}×{a.shape[0]} pixels)')
+    a = a[..., 0] if a.ndim == 3 and a.shape[2] == 1 else a
+    if a.dtype == np.uint8: return a
+    if a.dtype.kind == 'b': return a.astype(np.uint8) * 255
+    if a.dtype.kind == 'f':
+        if not np.isfinite(a).all(): raise TocoadError(f'{where} holds NaN or infinite values ({int((~np.isfinite(a)).sum())} of them): they would score NaN, which no threshold flags; fix or drop the image')
+        if a.min() < 0 or a.max() > 1: raise TocoadError(f'a float NumPy image must hold values in [0, 1]; {where} holds {a.min():.3g} to {a.max():.3g}: divide by 255 (or 65535 for 16 bit), or clip it yourself')
+        return np.round(a.astype(np.float64) * 255).astype(np.uint8)
+    if a.dtype.kind in 'iu':
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi > 65535: raise TocoadError(f'{where} holds integers from {lo} to {hi}: image pixels are 0..255 (8 bit) or 0..65535 (16 bit)')
+        return np.round(a / 257).astype(np.uint8) if a.dtype == np.uint16 or hi > 255 else a.astype(np.uint8)
+    raise TocoadError(f'{where} has dtype {a.dtype}: give uint8, uint16 or other integers, bool, or floats in [0, 1]')
 
 # %% ../nbs/10_model.ipynb #a00c64d8
-def to_pil(item)->Image.Image:
-    "An RGB PIL image from a path, a PIL image, or a NumPy array (uint8, or floats in [0, 1]; H×W, H×W×1, ×3 or ×4)."
-    if isinstance(item, Image.Image): return item.convert('RGB')
+def to_pil(item, where:str='the image' # names the image in errors
+          )->Image.Image:
+    "An RGB PIL image from a path, a PIL image or a NumPy array (H×W, H×W×1, ×3 or ×4), converted as image files are (`data.to_rgb`, `_array_pixels`)."
+    if isinstance(item, Image.Image): return to_rgb(item, where)
     if not isinstance(item, np.ndarray): return read_image(Path(item))
-    a = item
-    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3, 4))): raise TocoadError(f'a NumPy image must be H×W or H×W×C with C in 1, 3, 4; got shape {a.shape}')
-    if a.dtype != np.uint8:
-        if a.dtype.kind == 'f' and np.nanmax(a) > 1.0: raise TocoadError(f'a float NumPy image must hold values in [0, 1], its largest is {np.nanmax(a):.3g}: divide by 255')
-        a = np.clip(np.nan_to_num(a.astype(np.float64)) * (255 if a.dtype.kind == 'f' else 1), 0, 255).round().astype(np.uint8)
-    return Image.fromarray(a[..., 0] if a.ndim == 3 and a.shape[2] == 1 else a).convert('RGB')
+    return to_rgb(Image.fromarray(_array_pixels(item, where)), where)
 
 # %% ../nbs/10_model.ipynb #f67a0f9c
 def as_samples(samples)->list[Sample]:
@@ -114,6 +130,12 @@ def embed_samples(self:ToCoAD, samples:list[Sample], progress:bool=False)->torch
     return embed_dataset(self.F, AnomalyDataset(samples, self.transform), cfg=self.cfg, rt=self.runtime, progress=progress)
 
 # %% ../nbs/10_model.ipynb #b2e3e2b7
+_MIN_HELD = 20  # fewer held-out images than this: the thresholds come with a warning that says how many
+
+def _few_held(k:int, c)->str:
+    return (f'the thresholds rest on {k} held-out training image(s): the {c.threshold_quantile} quantile of {k} scores is about their largest, so about '
+            f'1 good image in {k + 1} scores above it; use at least {_MIN_HELD} (more training images or a larger threshold_holdout), or calibrate on labelled images')
+
 @patch
 def holdout_thresholds(self:ToCoAD, feats:torch.Tensor)->dict|None:
     "Image and pixel thresholds from held-out training images, scored against a first bank of the others (None when too few)."
@@ -125,9 +147,23 @@ def holdout_thresholds(self:ToCoAD, feats:torch.Tensor)->dict|None:
     s, raw = s.reshape(-1, h, w), raw.reshape(-1, h, w)
     scores = s.flatten(1).max(1).values.cpu().numpy()
     maps = anomaly_map(s if c.map_scores == 'reweighted' else raw, hw(c.image_size), sigma=c.smoothing_sigma, mode=c.map_upsample).cpu().numpy()
+    if len(held) < _MIN_HELD: warn(_few_held(len(held), c))
     return dict(image=float(np.quantile(scores, c.threshold_quantile)), pixel=float(np.quantile(maps, c.pixel_threshold_quantile)),
                 rule=f'quantiles {c.threshold_quantile} (image) and {c.pixel_threshold_quantile} (pixel) of {len(held)} held-out normal training images',
                 held_out_scores=[float(v) for v in scores])
+
+# %% ../nbs/10_model.ipynb #e22a0010
+@patch
+def threshold_warning(self:ToCoAD)->str|None:
+    "Why the model's thresholds are missing, or how few images they rest on, in a sentence for the user; None when they are sound."
+    t, c = self.thresholds, self.cfg
+    if t is None:
+        grid = getattr(self, 'grid', None); n = self.timings.get('n_patches', 0) // (grid[0] * grid[1]) if grid else 0; k = int(round(c.threshold_holdout * n))
+        why = ('it was fitted with threshold_holdout = 0' if c.threshold_holdout == 0 else
+               f'it was fitted on {n} images: a share of {c.threshold_holdout:g} leaves none to hold out' if n and (k < 1 or n - k < 1) else 'it was saved by an older tocoad')
+        return f'the model has no thresholds ({why}): labels and masks are left empty and each call scales its heatmaps; calibrate it on labelled images, or fit it again with more images'
+    k = len(t.get('held_out_scores', [])) if 'held_out_scores' in t else None
+    return _few_held(k, c) if k is not None and k < _MIN_HELD else None
 
 # %% ../nbs/10_model.ipynb #b5c2a79d
 @patch
@@ -160,6 +196,9 @@ def fit(self:ToCoAD, samples, # normal training images: `Sample`s, or a folder, 
        )->ToCoAD:
     "Train the configured stages on `samples` (a held-out share validates them, 09a_validation), then build the memory bank from all of them."
     samples = as_samples(samples); c = self.cfg
+    if bad := [s for s in samples if s.label != 0 or s.mask_path is not None]:
+        raise TocoadError(f'fit takes defect-free images, but {len(bad)} of the {len(samples)} samples are defective (e.g. {bad[0].path}): '
+                          'they would go into the memory bank as normal; pass the train split (load_samples(..., split="train"))')
     if check: check_samples(samples, c.image_size, resize=c.resize if c.crop else None)
     train, held = validation_split(samples, c.val_holdout) if c.stages != 'none' else (samples, [])
     guard = Guard(c, train, held=held, rt=self.runtime) if held and c.stages != 'none' and c.stage2_epochs > 0 else None
@@ -186,23 +225,35 @@ def _predict_tensor(self:ToCoAD, x:torch.Tensor)->dict:
     H, W = hw(self.cfg.image_size)
     if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != (H, W):
         raise TocoadError(f'predict expects normalised B×3×{H}×{W} tensors (or image files, which it resizes), got shape {tuple(x.shape)}')
+    if not x.is_floating_point(): raise TocoadError(f'predict expects normalised float tensors, got {x.dtype}: give the pixels as a NumPy array or PIL image (predict scales and normalises them)')
+    if not torch.isfinite(x).all(): raise TocoadError(f'the input holds NaN or infinite values (in image(s) {(~torch.isfinite(x)).flatten(1).any(1).nonzero().flatten().tolist()}): they would score NaN, which no threshold flags; fix or drop those images')
     out = self.score_features(self.embed(x))
     if self.thresholds:  # the decisions: 1.0 is the threshold
         t = self.thresholds; out.update(is_defective=out['scores'] >= t['image'], normalized_scores=out['scores'] / t['image'], pred_masks=out['maps'] >= t['pixel'])
     return out
 
 # %% ../nbs/10_model.ipynb #d1ae0569
+def _name(item, i:int)->str:
+    return str(item) if isinstance(item, Path) else f'image {i} ({"a PIL image" if isinstance(item, Image.Image) else "a NumPy array"})'
+
 @patch
 def predict(self:ToCoAD, images, # a normalised B×3×H×W tensor, or what `as_images` reads: paths, folders, globs, PIL images, arrays
             batch_size:int|None=None)->dict:
-    "Image scores, raw (Eq. 8) image scores and anomaly maps (B×H×W) for `images`, in the order given (folders sorted)."
+    "Image scores, raw (Eq. 8) image scores and anomaly maps (B×H×W) for `images`, in the order given (folders sorted); for images, also each one's map (and mask) on its own pixel grid."
     if self.F is None: raise TocoadError('the model is not fitted: call fit or ToCoAD.load first')
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+        raise TocoadError(f'batch_size must be a whole number of at least 1, not {batch_size!r}')
     if torch.is_tensor(images): return _predict_tensor(self, images)
-    items = as_images(images); bs = batch_size or self.cfg.batch_size; outs = []
+    items = as_images(images); bs = batch_size or self.cfg.batch_size; outs, odd = [], {}
     for i in range(0, len(items), bs):
-        x = torch.stack([self.transform.normalize(self.transform.image(to_pil(p))) for p in items[i:i + bs]])
-        outs.append(_predict_tensor(self, x))
-    return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
+        ims = [to_pil(p, _name(p, i + j)) for j, p in enumerate(items[i:i + bs])]
+        for j, im in enumerate(ims): note_oddities(_name(items[i + j], i + j), im, image_size=self.cfg.image_size, odd=odd)
+        o = _predict_tensor(self, torch.stack([self.transform.normalize(self.transform.image(im)) for im in ims]))
+        o['image_maps'] = [self.transform.to_image_grid(m, (im.height, im.width)) for m, im in zip(o['maps'], ims)]  # NaN: cut by the crop, not scored
+        if self.thresholds: o['image_masks'] = [m >= self.thresholds['pixel'] for m in o['image_maps']]  # NaN >= t is False: not marked defective
+        outs.append(o)
+    say_oddities(odd)
+    return {k: sum((o[k] for o in outs), []) if isinstance(outs[0][k], list) else torch.cat([o[k] for o in outs]) for k in outs[0]}
 
 # %% ../nbs/10_model.ipynb #0120aab8
 @patch
@@ -247,13 +298,59 @@ def calibrate(self:ToCoAD, samples:list[Sample], progress:bool=False)->dict:
 # %% ../nbs/10_model.ipynb #b8074eb1
 MODEL_FORMAT = 1
 FORMER_DEFAULTS = dict(patch_pool_pad='exclude')  # how a model saved before a field existed was built: it loads as it was saved
+MODEL_FILES = ('model.json', 'backbone.safetensors', 'bank.safetensors')
+BACKBONES = ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'wide_resnet50_2', 'wide_resnet101_2', 'tf_efficientnet_lite0')  # the architectures a model folder may name (timm builds them from its own code)
 
 # %% ../nbs/10_model.ipynb #d8d6a994
-def _check_model_json(info, where:Path):
-    "Every key `load` reads is there, with the right type."
-    need = dict(format=int, config=dict, mean=list, std=list, bank_shape=list, grid=list)
-    bad = [k for k, t in need.items() if not isinstance(info, dict) or not isinstance(info.get(k), t)]
-    if bad: raise TocoadError(f'{where} lacks or mistypes {bad}: it was not written by tocoad or was edited; save the model again')
+import math, os, re
+from dataclasses import fields
+
+def _numbers(v, n:int|None, integer:bool=False, low:float=-math.inf)->bool:
+    "`v` is a list of `n` (any number where None) finite numbers, ints where asked, none below `low` (bools are not numbers here)."
+    kinds = (int,) if integer else (int, float)
+    return (isinstance(v, list) and (n is None or len(v) == n)
+            and all(isinstance(x, kinds) and not isinstance(x, bool) and math.isfinite(x) and x >= low for x in v))
+
+def _check_model_fields(info, where:Path):
+    "Every key `load` reads is there, with the right type and a usable value."
+    if not isinstance(info, dict): raise TocoadError(f'{where} holds a JSON {type(info).__name__}, not an object: it was not written by tocoad; save the model again')
+    th, dg = info.get('thresholds'), info.get('digests')
+    ok = dict(config=isinstance(info.get('config'), dict), mean=_numbers(info.get('mean'), 3), std=_numbers(info.get('std'), 3) and min(info['std']) > 0,
+              grid=_numbers(info.get('grid'), 2, integer=True, low=1), bank_shape=_numbers(info.get('bank_shape'), None, integer=True, low=0),
+              thresholds=th is None or (isinstance(th, dict) and all(_numbers([th.get(k)], 1) and th[k] > 0 for k in ('image', 'pixel'))),
+              timings=isinstance(info.get('timings', {}), dict),
+              digests=dg is None or (isinstance(dg, dict) and set(dg) == set(MODEL_FILES[1:]) and all(isinstance(v, str) and len(v) == 64 for v in dg.values())))
+    bad = [k for k, good in ok.items() if not good]
+    if bad: raise TocoadError(f'{where} lacks or mistypes {bad} (mean and std: three finite numbers, std > 0; grid: two integers >= 1; thresholds: two finite numbers > 0): '
+                              'it was not written by tocoad or was edited; save the model again')
+
+# %% ../nbs/10_model.ipynb #b22c0010
+def check_backbone(name)->str:
+    "`name` if it is an architecture of `BACKBONES` (with any timm weights tag, e.g. '.tv_in1k'); else a `TocoadError`: a name like 'hf-hub:…' would make timm download a model and its code."
+    if not (isinstance(name, str) and re.fullmatch(r'[a-z0-9_]+(\.[a-z0-9_]+)?', name) and name.split('.')[0] in BACKBONES):
+        raise TocoadError(f'backbone {name!r} is not one tocoad loads: it builds {", ".join(BACKBONES)} (with any timm weights tag, e.g. .tv_in1k), '
+                          'and a model folder never makes it download or run code; add the architecture to tocoad.model.BACKBONES if it is one timm ships')
+    return name
+
+def _config_of(d:dict, where:Path)->ToCoADConfig:
+    "The config a model.json holds, every field checked (ranges, choices, types, the backbone)."
+    try: cfg = ToCoADConfig.from_dict({**FORMER_DEFAULTS, **d})
+    except TocoadError as e: raise TocoadError(f'{where}: {e}; the file was edited: save the model again') from None
+    except (TypeError, ValueError, AttributeError) as e: raise TocoadError(f'{where}: its config is malformed ({type(e).__name__}: {e}); save the model again') from None
+    bad = [f.name for f in fields(cfg) if (f.type == 'bool' and not isinstance(getattr(cfg, f.name), bool)) or (f.type in ('str', 'str|None') and not isinstance(getattr(cfg, f.name), (str, type(None))))]
+    if bad: raise TocoadError(f'{where}: config fields {bad} have the wrong type (true/false, or text); the file was edited: save the model again')
+    try: check_backbone(cfg.backbone)
+    except TocoadError as e: raise TocoadError(f'{where}: {e}') from None
+    return cfg
+
+def check_model_json(info, # a model.json, as read
+                     where:Path # its path, for the messages
+                    )->ToCoADConfig:
+    "The config of model.json `info` after checking every key `load` reads, every number in it and the backbone; a `TocoadError` naming `where` and the key otherwise."
+    if isinstance(info, dict) and info.get('format') != MODEL_FORMAT:
+        raise TocoadError(f'{where} has model format {info.get("format")!r}, this tocoad ({tocoad.__version__}) reads format {MODEL_FORMAT}; use the tocoad version that wrote it ({info.get("tocoad_version")})')
+    _check_model_fields(info, where)
+    return _config_of(info['config'], where)
 
 # %% ../nbs/10_model.ipynb #a79f98c4
 def _check_bank(t:dict, where:Path):
@@ -270,56 +367,99 @@ def _check_bank(t:dict, where:Path):
         if not ok: raise TocoadError(f'{where}: the search cells (ivf_centroids, ivf_offsets, ivf_probe) do not fit the bank: the model is corrupt; fit it again')
 
 # %% ../nbs/10_model.ipynb #464a17a3
+def _digest(path:Path)->str:
+    "The SHA-256 of file `path`, read in pieces."
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 22), b''): h.update(block)
+    return h.hexdigest()
+
+# %% ../nbs/10_model.ipynb #b22c0011
 @patch
 def save(self:ToCoAD, path:str|Path)->Path:
-    "Write the fitted model to folder `path` (JSON + safetensors)."
+    "Write the fitted model to folder `path` as one unit: its three files go into a fresh folder beside `path`, tied by their digests in model.json, which then replaces `path` by renames."
+    import shutil
     from safetensors.torch import save
+    from tocoad.core import fresh_dir, replace_dir
     if self.F is None: raise TocoadError('nothing to save: the model is not fitted')
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    save_backbone(self.F, path/'backbone.safetensors')
-    atomic_write(path/'bank.safetensors', save(self.bank.state()))
-    save_json(path/'model.json', dict(format=MODEL_FORMAT, tocoad_version=tocoad.__version__, config=self.cfg.to_dict(),
-                                      mean=list(self.F.mean), std=list(self.F.std), grid=list(self.grid),
-                                      bank_shape=list(self.bank.vectors.shape), timings=self.timings, thresholds=self.thresholds))
+    path = Path(path)
+    if path.exists() and not (path.is_dir() and (not any(path.iterdir()) or (path/'model.json').is_file())):
+        raise TocoadError(f'{path} is not a model folder (it holds other files, no model.json): save into a new folder; nothing was written')
+    tmp = fresh_dir(path); mask = os.umask(0); os.umask(mask)
+    try:
+        save_backbone(self.F, tmp/'backbone.safetensors'); atomic_write(tmp/'bank.safetensors', save(self.bank.state()))
+        save_json(tmp/'model.json', dict(format=MODEL_FORMAT, tocoad_version=tocoad.__version__, config=self.cfg.to_dict(), mean=list(self.F.mean), std=list(self.F.std),
+                                         grid=list(self.grid), bank_shape=list(self.bank.vectors.shape), timings=self.timings, thresholds=self.thresholds,
+                                         digests={f: _digest(tmp/f) for f in MODEL_FILES[1:]}))
+        for f in tmp.iterdir(): os.chmod(f, 0o666 & ~mask)  # the usual permissions, whatever wrote the file
+        replace_dir(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True); raise
     return path
 
 # %% ../nbs/10_model.ipynb #1d1d0001
+def _readable(f:Path):
+    "Raise a `TocoadError` about permissions when file `f` cannot be opened for reading."
+    try: open(f, 'rb').close()
+    except PermissionError: raise _denied(f) from None
+
+def _denied(f:Path)->TocoadError:
+    st = f.stat()
+    return TocoadError(f'{f} cannot be read: permission denied (mode {oct(st.st_mode & 0o777)}, owner uid {st.st_uid}); ask its owner to make it readable (chmod a+r) or copy the folder')
+
 def _read_model_json(path:Path)->dict:
-    "The checked `model.json` of model folder `path`, after checking the folder holds a whole model of this format."
+    "The `model.json` of model folder `path`, after checking the folder holds every file of a model, readable."
     if not path.is_dir(): raise TocoadError(f'model folder {path} does not exist')
     if not (path/'model.json').is_file() and (path/'model'/'model.json').is_file():
         raise TocoadError(f'{path} is the output folder of a run; the model is in {path/"model"}: pass --model {path/"model"}')
-    for f in ('model.json', 'backbone.safetensors', 'bank.safetensors'):
+    for f in MODEL_FILES:
         if not (path/f).is_file(): raise TocoadError(f'model folder {path} is missing {f}: it is incomplete; save the model again')
-    info = load_json(path/'model.json')
-    if not isinstance(info, dict) or info.get('format') != MODEL_FORMAT:
-        got = info.get('format') if isinstance(info, dict) else None
-        raise TocoadError(f'{path/"model.json"} has model format {got!r}, this tocoad ({tocoad.__version__}) reads format {MODEL_FORMAT}; use the tocoad version that wrote it ({info.get("tocoad_version") if isinstance(info, dict) else None})')
-    _check_model_json(info, path/'model.json')
-    return info
+        _readable(path/f)
+    return load_json(path/'model.json')
+
+def _check_digests(path:Path, info:dict):
+    "The files of model folder `path` are the ones its model.json was saved with (models saved before digests existed have none)."
+    for f, d in (info.get('digests') or {}).items():
+        if _digest(path/f) != d:
+            raise TocoadError(f'model folder {path} mixes files of different saves: {f} is not the file its model.json was written with '
+                              '(an interrupted save by an older tocoad, or a file copied in from another model); save the model again')
 
 # %% ../nbs/10_model.ipynb #1d1d0002
 def _read_bank(path:Path, info:dict)->dict:
     "The checked tensors of `bank.safetensors` in model folder `path`, which must match its `model.json` `info`."
     from safetensors.torch import load_file
-    try: t = load_file(str(path/'bank.safetensors'))
-    except Exception as e: raise TocoadError(f'{path/"bank.safetensors"} is not a valid safetensors file ({e})') from None
-    if 'bank' not in t or list(t['bank'].shape) != info['bank_shape']:
-        raise TocoadError(f'{path/"bank.safetensors"} does not match {path/"model.json"} (bank shape {info["bank_shape"]}); the folder mixes files of different models')
-    _check_bank(t, path/'bank.safetensors')
-    th = info.get('thresholds')
-    if th is not None and not (isinstance(th, dict) and all(isinstance(th.get(k), (int, float)) and th[k] > 0 for k in ('image', 'pixel'))):
-        raise TocoadError(f'{path/"model.json"}: thresholds {th!r} are not two positive numbers: the file was edited; fit or calibrate again')
+    f = path/'bank.safetensors'
+    try: t = load_file(str(f))
+    except PermissionError: raise _denied(f) from None
+    except Exception as e: raise TocoadError(f'{f} is not a valid safetensors file ({e})') from None
+    b = t.get('bank')
+    if b is None or b.ndim != 2 or not b.is_floating_point():
+        raise TocoadError(f'{f}: the bank is {"missing" if b is None else f"{b.ndim}-D {str(b.dtype)}"}, not 2-D floats (rows × width): the model is corrupt; fit it again')
+    if len(b) == 0: raise TocoadError(f'{f}: the bank is empty (0 rows): there is nothing to compare patches with; fit the model again')
+    if list(b.shape) != info['bank_shape']:
+        raise TocoadError(f'{f} does not match {path/"model.json"} (bank shape {info["bank_shape"]}); the folder mixes files of different models')
+    _check_bank(t, f)
     return t
+
+# %% ../nbs/10_model.ipynb #b22c0012
+def _check_backbone_weights(F:FeatureExtractor, cfg:ToCoADConfig, bank:torch.Tensor, where:Path):
+    "F's batch-norm variances are >= 0 and its memory layers give features as wide as the bank's."
+    neg = [k for k, v in F.body.state_dict().items() if k.endswith('running_var') and bool((v < 0).any())]
+    if neg: raise TocoadError(f'{where}: {neg[0]} holds negative variances (running_var): the file is corrupt or was edited; save the model again')
+    width = sum(F.channels[l] for l in cfg.memory_layers); width = min(width, cfg.feature_dim or width)
+    if bank.shape[1] != width:
+        raise TocoadError(f'the bank holds features of width {bank.shape[1]}, but {list(cfg.memory_layers)} of {cfg.backbone} give width {width}: '
+                          f'model.json ({where.parent}) was edited or mixes models; save the model again')
 
 # %% ../nbs/10_model.ipynb #768f6aa9
 @patch(cls_method=True)
 def load(cls:ToCoAD, path:str|Path, device=None)->ToCoAD:
-    "Load a model folder written by `save` (never unpickles; the weights come only from the folder)."
-    path = Path(path); info = _read_model_json(path); t = _read_bank(path, info)
-    cfg = ToCoADConfig.from_dict({**FORMER_DEFAULTS, **info['config'], 'device': device if device is not None else info['config'].get('device')})
-    m = cls(cfg)
-    F = create_part('F_memory', cfg, weights=path/'backbone.safetensors')
+    "Load a model folder written by `save`, every number checked (never unpickles; the architecture from `BACKBONES`, the weights only from the folder)."
+    path = Path(path); info = _read_model_json(path); cfg = check_model_json(info, path/'model.json'); t = _read_bank(path, info)
+    m = cls(cfg.replace(device=device) if device is not None else cfg)
+    F = create_part('F_memory', m.cfg, weights=path/'backbone.safetensors')
+    _check_backbone_weights(F, m.cfg, bank=t['bank'], where=path/'backbone.safetensors'); _check_digests(path, info)
     F.mean, F.std = tuple(info['mean']), tuple(info['std'])
     m.use_extractor(F); m.bank.load_state(t, m.runtime.device)
     m.grid, m.timings, m.thresholds = tuple(info['grid']), info.get('timings', {}), info.get('thresholds')

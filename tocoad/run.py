@@ -4,30 +4,72 @@
 
 # %% ../nbs/A5_run.ipynb #cdb23711
 from __future__ import annotations
-import json, sys, time
+import contextlib, json, os, sys, time
+from contextlib import contextmanager
 from pathlib import Path
 from .core import TocoadError, ToCoADConfig, hw, get_device, save_json, load_json, atomic_write
 from typing import TYPE_CHECKING
 if TYPE_CHECKING: from tocoad.model import ToCoAD  # imported where a fit runs: `tocoad --help` stays instant
 
 # %% auto #0
-__all__ = ['MARKER', 'claim_out_dir', 'save_figure', 'training_summary', 'training_verdict', 'report_figures', 'write_report',
-           'run_fit']
+__all__ = ['MARKER', 'LOCK', 'RUN_FILES', 'claim_out_dir', 'run_lock', 'start_run', 'save_figure', 'training_summary',
+           'training_verdict', 'report_figures', 'write_report', 'estimate_resources', 'check_resources', 'run_fit']
 
 # %% ../nbs/A5_run.ipynb #69d5be6a
-MARKER = 'tocoad_output.json'
+MARKER, LOCK = 'tocoad_output.json', '.tocoad.lock'
 
 def claim_out_dir(path:str|Path, command:str)->Path:
-    "Create or reuse output folder `path` for `command`; refuse a non-empty folder that tocoad did not write, or one it cannot write."
+    "Create or reuse output folder `path` for `command`; refuse a non-empty folder that tocoad did not write, one it cannot write, or a link to nothing."
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise TocoadError(f'--out {path} is a symbolic link to {os.readlink(path)}, which does not exist: create that folder, remove the link, or choose another --out')
     if path.exists() and not path.is_dir(): raise TocoadError(f'--out {path} is a file, not a folder')
-    if path.is_dir() and any(path.iterdir()) and not (path/MARKER).is_file():
+    if path.is_dir() and any(p.name != LOCK for p in path.iterdir()) and not (path/MARKER).is_file():
         raise TocoadError(f'--out {path} already holds files that tocoad did not write; choose a new or empty folder')
     try:
         path.mkdir(parents=True, exist_ok=True)
         save_json(path/MARKER, load_json(path/MARKER) if (path/MARKER).is_file() else {'command': command, 'created': time.strftime('%Y-%m-%d %H:%M:%S')})
     except OSError as e: raise TocoadError(f'--out {path} cannot be written ({e.strerror or e}); choose a folder you can write to') from None
     return path
+
+# %% ../nbs/A5_run.ipynb #a5b22013
+@contextmanager
+def run_lock(path:str|Path):
+    "Hold an exclusive lock on output folder `path` while a run writes there (the lock file `LOCK` in it); a second run is refused, not interleaved."
+    import fcntl
+    path = Path(path); path.mkdir(parents=True, exist_ok=True); f = open(path/LOCK, 'a')
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close(); raise TocoadError(f'--out {path} is in use by another tocoad run (it holds the lock {path/LOCK}); wait for it to end or choose another folder') from None
+    try: yield path
+    finally: f.close()  # closing releases the lock; so does the end of the process, however it ends
+
+# %% ../nbs/A5_run.ipynb #a5b22002
+RUN_FILES = ('model', 'checkpoints', 'metrics.json', 'report.md', 'scores.png', 'heatmaps.png', 'losses.png', 'validation.png', 'drift.png')  # what a fit writes
+
+def _check_writable(out:Path):
+    "The model can be written under `out`: nothing else in the way of `out/model`, and a 1 MiB test file writes, syncs and goes."
+    m, probe = out/'model', out/'.tocoad_write_test'
+    if m.exists() and not (m.is_dir() and (not any(m.iterdir()) or (m/'model.json').is_file())):
+        raise TocoadError(f'{m} cannot be written: a {"file" if not m.is_dir() else "folder of other files"} is in the way of the model; move it away or choose another --out (nothing was trained)')
+    try:
+        with open(probe, 'wb') as f: f.write(bytes(1 << 20)); f.flush(); os.fsync(f.fileno())
+        probe.unlink()
+    except OSError as e:
+        probe.unlink(missing_ok=True); raise TocoadError(f'--out {out} cannot be written ({e.strerror or e}); choose a folder you can write to (nothing was trained)') from None
+
+# %% ../nbs/A5_run.ipynb #a5b22007
+def start_run(out:Path, identity:dict, resume:bool=False, overwrite:bool=False):
+    "Make claimed folder `out` ready for a fit of `identity` (`run_identity`): refuse another run unless `overwrite` (which clears it but the model, replaced when the new one is saved) or `resume` of the same run."
+    import shutil
+    from tocoad.checkpoints import TRAINED_ON, check_same_run
+    held = [f for f in RUN_FILES if (out/f).exists()]
+    if held and not (resume or overwrite):
+        raise TocoadError(f'--out {out} holds a run ({", ".join(held)}): pass --overwrite to replace it, --resume to continue it, or choose a new folder')
+    if resume: check_same_run(out/'checkpoints', identity, where=f'--out {out}')
+    elif overwrite:
+        for f in RUN_FILES[1:]: shutil.rmtree(out/f) if (out/f).is_dir() else (out/f).unlink(missing_ok=True)
+    _check_writable(out); save_json(out/'checkpoints'/TRAINED_ON, identity)
 
 # %% ../nbs/A5_run.ipynb #73b4616e
 def save_figure(fig, path):
@@ -123,6 +165,47 @@ def write_report(out:Path, category:str, metrics:dict, model:ToCoAD)->Path:
     lines += ['', '## Config', '', '```json', json.dumps(model.cfg.to_dict(), indent=1), '```', '']
     return atomic_write(out/'report.md', '\n'.join(lines))
 
+# %% ../nbs/A5_run.ipynb #a5b22005
+def _available_memory(device)->tuple[int, str]:
+    "(bytes free, where) on `device`: the GPU's free memory, or the RAM the system reports available."
+    import torch
+    if device.type == 'cuda': return torch.cuda.mem_get_info(device)[0], f'free on {device}'
+    try: return next(int(l.split()[1]) * 1024 for l in open('/proc/meminfo') if l.startswith('MemAvailable:')), 'available RAM'
+    except (OSError, StopIteration): return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE'), 'free RAM'
+
+# %% ../nbs/A5_run.ipynb #a5b22009
+def estimate_resources(cfg:ToCoADConfig, n_train:int)->dict:
+    "Rough bytes a fit of `n_train` images needs (see above): training activations, patch features, and disk for model and checkpoints."
+    import timm, torch
+    from tocoad.backbone import LAYER_STRIDES
+    (H, W), out = hw(cfg.image_size), []
+    with torch.device('meta'):
+        body = timm.create_model(cfg.backbone, features_only=True, pretrained=False)
+        hooks = [m.register_forward_hook(lambda m, i, o: out.append(o.numel() if torch.is_tensor(o) else 0)) for m in body.modules() if not list(m.children())]
+        with torch.no_grad(): body(torch.zeros(1, 3, H, W))
+    for h in hooks: h.remove()
+    chans = dict(zip(body.feature_info.reduction(), body.feature_info.channels())); params = sum(p.numel() for p in body.parameters())
+    width = sum(chans[LAYER_STRIDES[l]] for l in cfg.memory_layers); width = min(width, cfg.feature_dim or width)
+    s = LAYER_STRIDES[cfg.memory_layers[0]]; patches = n_train * -(-H // s) * -(-W // s)
+    b = 2 if cfg.amp and get_device(cfg.device).type == 'cuda' else 4  # bytes per activation: mixed precision halves them
+    act = b * sum(out) * cfg.batch_size * ((cfg.views + 1) if cfg.stages != 'none' else 1)
+    return dict(activations=act, features=2 * 4 * patches * width, disk=4 * 4 * params + 4 * int(patches * cfg.coreset_ratio) * width)
+
+# %% ../nbs/A5_run.ipynb #a5b22011
+def check_resources(cfg:ToCoADConfig, n_train:int, out:Path|None=None)->dict:
+    "Refuse a fit whose `estimate_resources` exceeds the memory of its device (warn above 70 %) or the free disk at `out`; the estimate."
+    import shutil
+    from tocoad.core import warn
+    need, GiB = estimate_resources(cfg, n_train), 2**30
+    have, where = _available_memory(get_device(cfg.device)); peak = max(need['activations'], need['features'])
+    what = (f"image_size={'x'.join(map(str, hw(cfg.image_size)))}, batch_size={cfg.batch_size}, {n_train} training images need about {peak / GiB:.1f} GiB of memory "
+            f"({need['activations'] / GiB:.1f} GiB of activations per training batch, {need['features'] / GiB:.1f} GiB of patch features), {have / GiB:.1f} GiB {where}")
+    if peak > have: raise TocoadError(f'{what}: use a smaller image_size or batch_size, or fewer images; nothing was started')
+    if peak > 0.7 * have: warn(f'{what}: the fit may run out of memory')
+    if out is not None and (free := shutil.disk_usage(out).free) < need['disk']:
+        raise TocoadError(f"--out {out} has {free / GiB:.2f} GiB free, the model and its checkpoints need about {need['disk'] / GiB:.2f} GiB: free some space or choose another --out")
+    return need
+
 # %% ../nbs/A5_run.ipynb #10a00003
 def _splits(data, category:str, data_format:str)->tuple:
     "(train, test) samples of `category`; test is None for a category with normal images only, as on a line."
@@ -140,22 +223,41 @@ def _untested(out:Path, model, *, fit_s:float, about:dict)->dict:
     metrics = dict(timings=dict(model.timings, fit_s=fit_s), thresholds=model.thresholds, notes=['no test split: not evaluated'], **about)
     save_json(out/'metrics.json', metrics); return metrics
 
-# %% ../nbs/A5_run.ipynb #8422a8fa
-def run_fit(data, category:str, *, cfg:ToCoADConfig, out, data_format:str='mvtec', resume:bool=False, progress:bool=True)->dict:
-    "Fit on `category`'s train split, evaluate on its test split, write model, metrics and report to `out`."
-    from tocoad.data import check_samples
+# %% ../nbs/A5_run.ipynb #a5b22012
+def _save_model(model:ToCoAD, out:Path):
+    "Save the model to `out/model`; when that fails, say where the training is kept."
+    try: model.save(out/'model')
+    except OSError as e:
+        kept = f'the training is kept in the stage checkpoints in {out/"checkpoints"}: fix that, then run the same command with --resume' if model.cfg.stages != 'none' else 'nothing was trained (stages none): run it again'
+        raise TocoadError(f'saving the model to {out/"model"} failed ({e.strerror or e}); {kept}') from None
+
+def _fit_into(out:Path, train:list, test, *, cfg:ToCoADConfig, about:dict, resume:bool, progress:bool)->dict:
+    "Train on `train`, save the model, evaluate on `test` and write metrics and report into the claimed, locked folder `out`."
     from tocoad.model import ToCoAD
-    get_device(cfg.device)  # a device that does not exist is refused first
-    train, test = _splits(data, category, data_format=data_format)
-    check_samples(train + (test or []), cfg.image_size, resize=cfg.resize if cfg.crop else None)  # every image and mask, before the long work
-    out = claim_out_dir(out, 'fit'); t0 = time.perf_counter(); model = ToCoAD(cfg).fit(train, out_dir=out, resume=resume, progress=progress, check=False)  # checked above, test set too
+    t0 = time.perf_counter(); model = ToCoAD(cfg).fit(train, out_dir=out, resume=resume, progress=progress, check=False)  # checked before, test set too
     if not model.runtime.main: return {}
     fit_s = time.perf_counter() - t0
-    model.save(out/'model')  # before evaluating: a failing evaluation never throws the training away
-    about = dict(category=category, data=str(data), format=data_format, config=cfg.to_dict(), **training_summary(model))
+    _save_model(model, out)  # before evaluating: a failing evaluation never throws the training away
+    about = dict(about, config=cfg.to_dict(), **training_summary(model))
     if test is None: return _untested(out, model, fit_s=fit_s, about=about)
     metrics = model.evaluate(test, progress=progress)
     metrics['timings'] = dict(model.timings, fit_s=fit_s, fit_images_per_s=len(train) / fit_s, predict_images_per_s=metrics.pop('predict_images_per_s'))
     metrics.update(about, **({'drift': model.drift} if model.drift else {}))
-    save_json(out/'metrics.json', metrics); write_report(out, category, metrics=metrics, model=model)
+    save_json(out/'metrics.json', metrics); write_report(out, about['category'], metrics=metrics, model=model)
     return metrics
+
+# %% ../nbs/A5_run.ipynb #8422a8fa
+def run_fit(data, category:str, *, cfg:ToCoADConfig, out, data_format:str='mvtec', resume:bool=False, overwrite:bool=False, progress:bool=True)->dict:
+    "Fit on `category`'s train split, evaluate on its test split, write model, metrics and report to `out`: another run there is refused unless `overwrite` (or `resume` of the same run)."
+    from tocoad.checkpoints import run_identity
+    from tocoad.data import check_samples
+    from tocoad.model import check_backbone
+    get_device(cfg.device); check_backbone(cfg.backbone)  # a device that does not exist, or a backbone a model folder could not name, is refused first
+    train, test = _splits(data, category, data_format=data_format)
+    check_samples(train + (test or []), cfg.image_size, resize=cfg.resize if cfg.crop else None)  # every image and mask, before the long work
+    check_resources(cfg, n_train=len(train)); out = claim_out_dir(out, 'fit'); main = int(os.environ.get('RANK', 0)) == 0  # one process of several writes the folder
+    with (run_lock(out) if main else contextlib.nullcontext()):
+        if main:
+            start_run(out, run_identity(category, [s.path for s in train], cfg=cfg, root=Path(data)/category), resume=resume, overwrite=overwrite)
+            check_resources(cfg, n_train=len(train), out=out)  # the disk, now that the folder exists
+        return _fit_into(out, train, test=test, cfg=cfg, about=dict(category=category, data=str(data), format=data_format), resume=resume, progress=progress)

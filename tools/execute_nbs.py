@@ -5,7 +5,7 @@ are skipped, exactly as `nbdev_test` skips them, so committed outputs never depe
 Usage: ``python tools/execute_nbs.py [--slow] [--shrink-only] [nbs/01_data.ipynb ...]`` (default: every notebook under ``nbs/``).
 ``--slow`` also runs the ``#| slow`` cells (training), so that a tutorial's committed pictures include them.
 """
-import os, re, sys, time
+import os, re, subprocess, sys, time
 from pathlib import Path
 from configparser import ConfigParser
 from execnb.nbio import read_nb, write_nb
@@ -49,11 +49,18 @@ def execute(fn, slow=False):
     for c in nb.cells:
         if c.cell_type == 'code': c.outputs, c.execution_count = [], None
     os.environ['IN_TEST'] = '1'
+    import matplotlib.pyplot as plt
+    plt.close('all')  # pyplot's figures are one per process: those a notebook run before left open would show in this one
     t = time.time(); shell = CaptureShell(fn)
     with working_directory(fn.parent): shell.run_all(nb, exc_stop=True, preproc=lambda c: _skip(c, flags))
     shrink_outputs(nb); write_nb(nb, fn)
     dt = time.time() - t; print(f'{fn.name}: {dt:.1f}s')
     if slow: record_time(fn.stem, dt)
+
+def _commit()->str:
+    "The commit the notebooks ran at, marked when the library (tocoad/) had uncommitted changes (the notebooks always do: their new outputs)."
+    git = lambda *a: subprocess.run(['git', *a], cwd=Path(__file__).parents[1], capture_output=True, text=True).stdout.strip()
+    return git('rev-parse', '--short', 'HEAD') + (' (with uncommitted changes)' if git('status', '--porcelain', '--', 'tocoad') else '')
 
 def record_time(name:str, seconds:float):
     "Keep the wall time of a whole run (slow cells included) in results/notebook_times.json: the README and the notebooks quote it from there."
@@ -62,7 +69,7 @@ def record_time(name:str, seconds:float):
     r = json.loads(p.read_text()) if p.is_file() else dict(what='wall time of a notebook run top to bottom, training cells included (tools/execute_nbs.py --slow), one run each', times={})
     r['times'][name] = round(seconds)
     r.update(command='python tools/execute_nbs.py --slow ' + ' '.join(f'nbs/{n}.ipynb' for n in sorted(r['times'])), made=time.strftime('%Y-%m-%d %H:%M'),
-             machine=f'{platform.machine()}, {os.cpu_count()} cores', commit='')
+             machine=f'{platform.machine()}, {os.cpu_count()} cores', commit=_commit())
     p.parent.mkdir(exist_ok=True); p.write_text(json.dumps(r, indent=1) + '\n')
 
 if __name__ == '__main__':

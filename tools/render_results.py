@@ -18,7 +18,7 @@ def load(name):
     return json.loads(p.read_text())
 def f4(v): return '–' if v is None else f'{v:.4f}'
 def pm(ms, digits=4): return '–' if ms is None or ms[0] is None else f'{ms[0]:.{digits}f} ± {ms[1]:.{digits}f}'
-def diff_se(x): return f"{x['difference']:+.4f}" + ('' if x['se'] is None else f" ± {x['se']:.4f}")
+def diff_se(x): return f"{x['difference']:+.4f}" + ('' if x['se'] is None else f" ± {x['se']:.4f}" if x['se'] >= 5e-5 else ' ± < 0.0001')
 def made_by(r): return f"<sub>`{r['command']}` ({r['made']}, commit {r['commit']}, {r['machine']})</sub>"
 
 def choose_stage1():

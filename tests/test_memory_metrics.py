@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
-from tocoad.memory import greedy_coreset_simple, MemoryBank, covering_radius
+from tocoad.memory import greedy_coreset_simple, MemoryBank, covering_radius, CELLS_MARGIN
 from tocoad.search import greedy_coreset, greedy_coreset_cells, NearestNeighbours, ivf_cells
 from tocoad.metrics import aupro, auroc, evaluate_scores
 
@@ -139,9 +139,11 @@ def test_auto_search_keeps_exact_on_a_uniform_bank_and_cells_on_a_clustered_one(
     assert u.search_kind == 'flat' and u.cells is None and t['knn_choice'] == 'exact' and t['knn_exact_ms'] > 0 and t['knn_cells_ms'] > 0
     p, K = map(int, t['knn_cells_probe'].split('/')); assert p > 0.5 * K  # calibration asked for most cells
     data = clustered(24000, 24, k=120); x, normal = data[:22000], data[22000:]
-    cl = MemoryBank(0.3, reweight_b=0).fit(x)
-    assert cl.search_kind == 'ivf' and cl.search_timings['knn_choice'] == 'cells', cl.search_timings
-    assert cl.search_timings['knn_cells_ms'] < cl.search_timings['knn_exact_ms']
+    cl = MemoryBank(0.3, reweight_b=0).fit(x); t = cl.search_timings
+    p, K = map(int, t['knn_cells_probe'].split('/')); assert p <= 0.5 * K  # clumps: a few cells find the neighbour
+    fast = t['knn_cells_ms'] < CELLS_MARGIN * t['knn_exact_ms']  # the choice follows this run's timings (no timing is asserted: the machine may be busy)
+    assert cl.search_kind == ('ivf' if fast else 'flat') and t['knn_choice'] == ('cells' if fast else 'exact'), t
+    cl = MemoryBank(0.3, reweight_b=0, knn_index='ivf').fit(x)  # the cells' answers, whichever was faster here
     r_cells = cl.score(normal)[0]
     with cl.exact_search(): r_exact = cl.score(normal)[0]
     assert (r_cells >= r_exact - 1e-3).all() and ((r_cells - r_exact) > 1e-3 * r_exact).float().mean() < 0.005  # equal to exact within the recall target

@@ -232,17 +232,19 @@ def _grads(params): return torch.cat([p.grad.flatten() for p in params if p.grad
 
 @pytest.mark.parametrize('stage', [1, 2])
 def test_micro_batches_give_the_whole_batch_gradient_with_batchnorm_frozen(toy, stage):
-    "The real step functions (`dnp_step`, `ncl_step`) through `accumulate`: pieces of 2 or 3 of a batch of 6 sum to the whole batch's gradient."
-    cfg = tiny(batch_size=6); p, base = _parts(cfg, toy[:6]); rt = p.runtime
+    "The real step functions (`dnp_step`, `ncl_step`) through `accumulate`: unequal pieces (3, 2, 2) of a batch of 7 sum to the whole batch's gradient."
+    cfg = tiny(batch_size=7); p, base = _parts(cfg, toy[:7]); rt = p.runtime
     ds = StageDataset(base, p.G, views=2 if stage == 2 else 0, seed=0)
-    batch = next(iter(rt.train_loader(ds, batch_size=6, num_workers=0, seed=0, epoch=0)))
+    batch = next(iter(rt.train_loader(ds, batch_size=7, num_workers=0, seed=0, epoch=0)))
+    key = 'mask' if stage == 1 else 'views'
+    assert len(batch[key]) == 7 and [len(x[key]) for x in training.split_batch(batch, 3)] == [3, 2, 2]
     def grads(micro):
         F, D, C = (copy.deepcopy(m) for m in (p.F, p.D, p.C))
         if stage == 1: net = D.eval(); step = training.dnp_step(F.eval(), net, cfg=cfg, rt=rt)
         else: net = training.set_batchnorm(training.FineTuned(F, C).eval(), 'frozen').requires_grad_(True); step = training.ncl_step(net, D.eval(), target=None, cfg=cfg, rt=rt)
         net.zero_grad(); out = training.accumulate(step, batch, micro=micro)
         return _grads(net.parameters()), out['loss']
-    (g6, l6), (g3, l3), (g2, l2) = grads(6), grads(3), grads(2)
+    (g6, l6), (g3, l3), (g2, l2) = grads(7), grads(3), grads(2)  # pieces of 2 would leave one alone: split_batch makes them 3, 2, 2 as well
     assert g6.abs().sum() > 0 and len(g6) > 1000
     torch.testing.assert_close(g3, g6, rtol=1e-4, atol=1e-6); torch.testing.assert_close(g2, g6, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(l3, l6); torch.testing.assert_close(l2, l6)
@@ -251,7 +253,7 @@ def test_micro_batches_give_the_whole_batch_gradient_with_batchnorm_frozen(toy, 
         def train_bn(micro):
             F, C = copy.deepcopy(p.F), copy.deepcopy(p.C); net = training.FineTuned(F, C).train().requires_grad_(True)
             net.zero_grad(); training.accumulate(training.ncl_step(net, None, target=None, cfg=cfg, rt=rt), batch, micro=micro); return _grads(net.parameters())
-        assert not torch.allclose(train_bn(2), train_bn(6), rtol=1e-3, atol=1e-6)
+        assert not torch.allclose(train_bn(2), train_bn(7), rtol=1e-3, atol=1e-6)  # (a lone image would have made C's BatchNorm1d raise here)
 
 def test_checkpointing_F_keeps_the_gradient(toy):
     "checkpoint_F recomputes F's activations in the backward pass: the same gradient (batch norm frozen), on the real stage II step."
@@ -284,6 +286,7 @@ def test_a_fit_in_micro_batches_trains_what_the_paper_says(toy, checkpoint_F):
     assert not F.body.grad_checkpointing  # off after stage II
 
 def test_micro_batch_setting_and_its_automatic_choice():
+    with pytest.raises(TocoadError, match="checkpoint_F.*stage2_bn='train'"): tiny(checkpoint_F=True, stage2_bn='train')  # F's statistics would move twice per step
     assert training.micro_batch_size(tiny()) == 4  # 64 px: the whole batch, as before micro-batches existed
     cpu = lambda **kw: preset('cpu', **kw)
     auto = [training.micro_batch_size(cpu(image_size=s, resize=min(hw(s)))) for s in (128, 224, 256, (640, 256), 1024)]

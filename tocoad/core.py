@@ -320,6 +320,8 @@ def validate(self:ToCoADConfig):
     need(len(self.cl_layers) > 0 and set(self.cl_layers) <= set(LAYERS), 'cl_layers', allowed=f'a non-empty subset of {LAYERS}')
     need(len(self.memory_layers) > 0 and set(self.memory_layers) <= set(LAYERS), 'memory_layers', allowed=f'a non-empty subset of {LAYERS}')
     need(len(self.decoder_head) == 2 and min(self.decoder_head) >= 1, 'decoder_head', allowed='two channel counts >= 1, e.g. (64, 32)')
+    need(not (self.checkpoint_F and self.stage2_bn == 'train'), 'checkpoint_F',  # the recomputation re-runs batch norm in train mode: F's running statistics would move twice per step
+         allowed="False with stage2_bn='train' (F's recomputed forward would update its batch-norm statistics twice per step); 'recalibrate' or 'frozen' allow it")
     need(len(self.lr_milestones) > 0 and all(_num(m, False) and 0 < m <= 1 for m in self.lr_milestones), 'lr_milestones', allowed='fractions of the epochs in (0, 1]')
 
 # %% ../nbs/00_core.ipynb #f5635fbb

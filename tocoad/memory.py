@@ -13,8 +13,9 @@ from .core import TocoadError, hw, check_field
 from .search import random_projection, greedy_coreset, greedy_coreset_cells, NearestNeighbours, ivf_cells, tune_probe, time_search, CELLS_MAX_SHARE
 
 # %% auto #0
-__all__ = ['CELLS_FROM', 'IVF_FROM', 'aggregate_patches', 'greedy_coreset_simple', 'covering_radius', 'reweighted_score',
-           'MemoryBank', 'gaussian_smooth', 'anomaly_map', 'embed', 'embed_dataset', 'score_patches']
+__all__ = ['CELLS_FROM', 'IVF_FROM', 'CELLS_MARGIN', 'aggregate_patches', 'greedy_coreset_simple', 'covering_radius',
+           'reweighted_score', 'MemoryBank', 'gaussian_smooth', 'anomaly_map', 'embed', 'embed_dataset',
+           'score_patches']
 
 # %% ../nbs/08_memory.ipynb #ac0f0c93
 def aggregate_patches(feats:dict, # F's feature maps by layer name
@@ -115,11 +116,13 @@ def set_bank(self:MemoryBank, vectors:torch.Tensor, neighbours:torch.Tensor|None
 
 # %% ../nbs/08_memory.ipynb #a64b5e2c
 IVF_FROM = 4096  # below this many bank vectors, knn_index='auto' searches them all
+CELLS_MARGIN = 0.8  # 'auto' keeps the cells only when they take less than this share of exact search's time: on a near tie, exact (the same answer every time)
 
 @patch
 def index_bank(self:MemoryBank, vectors:torch.Tensor, queries:torch.Tensor|None=None)->'MemoryBank':
     """Keep `vectors` (sorted by cell for 'ivf', probe tuned on `queries`; 'auto' without queries searches exactly) and precompute each one's `reweight_b` neighbours.
-    With cells and `queries`, both searches are timed on them (`search_timings`); 'auto' keeps the cells only when they were faster than exact."""
+    With cells and `queries`, both searches are timed on them (`search_timings`); 'auto' keeps the cells only when they took under `CELLS_MARGIN` of exact's time
+    (so the choice rests on this machine's timings: a run that must repeat bit for bit sets knn_index='flat' or 'ivf')."""
     vectors = vectors.float().contiguous(); cells = probe = None
     self.probe_recall = None; self.search_timings = {}
     if self.knn_index == 'ivf' or (self.knn_index == 'auto' and len(vectors) >= IVF_FROM and queries is not None and len(queries)):
@@ -130,7 +133,7 @@ def index_bank(self:MemoryBank, vectors:torch.Tensor, queries:torch.Tensor|None=
         self.probe_recall = tune_probe(self.knn, queries, recall=self.recall)[1]
         q, exact = queries[:2048].float().to(self.vectors.device), NearestNeighbours(self.vectors, self.knn_backend)
         t_exact, t_cells = time_search(exact, q), time_search(self.knn, q)
-        keep = self.knn_index == 'ivf' or (self.knn.probe <= CELLS_MAX_SHARE * len(c) and t_cells < t_exact)  # above that share the 'cells' search is the exact one
+        keep = self.knn_index == 'ivf' or (self.knn.probe <= CELLS_MAX_SHARE * len(c) and t_cells < CELLS_MARGIN * t_exact)  # above that share the 'cells' search is the exact one
         self.search_timings = dict(knn_exact_ms=round(1000 * t_exact, 2), knn_cells_ms=round(1000 * t_cells, 2), knn_cells_probe=f'{self.knn.probe}/{len(c)}',
                                    knn_choice='cells' if keep else 'exact')
         if not keep: self.knn, self.cells = exact, None  # the cells lost: search exactly (same vectors, same neighbour table)

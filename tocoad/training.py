@@ -105,8 +105,8 @@ def _leaf(b): return _leaf(next(iter(b.values()))) if isinstance(b, dict) else b
 
 def split_batch(batch:dict, # tensors (or dicts of tensors, e.g. stage I's pooled features) whose first dimension is the images
                 size:int)->list:
-    "`batch` cut along its first dimension into the fewest pieces of at most `size` images, of near-equal length (never a lone image when `size` >= 2)."
-    k = -(-len(_leaf(batch)) // size)
+    "`batch` cut along its first dimension into the fewest pieces of at most `size` images, of near-equal length; never a lone image (batch norm needs two): a piece takes one image over `size` instead."
+    n = len(_leaf(batch)); k = max(1, min(-(-n // size), n // 2))
     def pieces(v): return [dict(zip(v, p)) for p in zip(*[pieces(x) for x in v.values()])] if isinstance(v, dict) else list(v.tensor_split(k))
     return pieces(batch)
 
@@ -287,10 +287,11 @@ def train_stage2(F:FeatureExtractor, D:DiscriminativeNetwork|None, C:Contrastive
     if guard is not None: guard.start(F, resume=resume); training_mode()  # frozen F, before the first step
     modules = {'F': F, 'C': C, **({'target': target} if target is not None else {}), **({'guard': guard.best} if guard is not None else {})}
     watched = {'F': F, 'C': C, **({'D': D} if D is not None else {}), **({'target': target} if target is not None else {})}
-    history = run_stage(2, ncl_step(wrapped, D, target=target, cfg=cfg, rt=rt), modules=modules, params=[*F.parameters(), *C.parameters()], dataset=dataset,
-                        cfg=cfg, rt=rt, out_dir=out_dir, resume=resume, progress=progress, after_step=(lambda: target.update(F, C)) if target is not None else None,
-                        on_step=(lambda k: on_step(2, k, watched)) if on_step else None, on_epoch=guarded_epochs(guard, F, clean=clean, cfg=cfg, rt=rt, then=training_mode), state=guard.records if guard is not None else None)
-    _checkpointing(F, False)
+    try:
+        history = run_stage(2, ncl_step(wrapped, D, target=target, cfg=cfg, rt=rt), modules=modules, params=[*F.parameters(), *C.parameters()], dataset=dataset,
+                            cfg=cfg, rt=rt, out_dir=out_dir, resume=resume, progress=progress, after_step=(lambda: target.update(F, C)) if target is not None else None,
+                            on_step=(lambda k: on_step(2, k, watched)) if on_step else None, on_epoch=guarded_epochs(guard, F, clean=clean, cfg=cfg, rt=rt, then=training_mode), state=guard.records if guard is not None else None)
+    finally: _checkpointing(F, False)  # also when the stage is interrupted: the F the guard keeps, and the one saved, are plain
     if guard is not None: guard.finish(F.eval())  # every F it scored was already as the memory bank will see it
     else: as_scored(F, clean, cfg=cfg, rt=rt)
     return history

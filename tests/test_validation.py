@@ -23,7 +23,7 @@ def drift_cfg(**kw):
 def _fit(cfg, samples):
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter('always'); m = ToCoAD(cfg).fit(samples, progress=False)
-    return m, [str(x.message) for x in w if issubclass(x.category, TocoadWarning)]
+    return m, [str(x.message) for x in w if issubclass(x.category, TocoadWarning) and 'thresholds rest on' not in str(x.message)]  # the guard's words (30 images leave 3 to set thresholds on: that warning is 10_model's)
 
 def test_a_drifting_stage2_warns_and_keeps_frozen_F_by_default(toy):
     samples = load_samples(toy, 'washer')

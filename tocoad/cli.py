@@ -296,6 +296,7 @@ def _kept(args)->str:
             'ablate': f'the settings that finished are kept in {out}; run the same command to continue (it reuses them)',
             'export': f'{out} was not written'}.get(args.command, f'{out} may hold a partial result; run the command again')
 
+# %% ../nbs/A6_cli.ipynb #538c5543
 def main(argv=None):
     "Entry point of the `tocoad` console script."
     parser, argv, said = build_parser(), sys.argv[1:] if argv is None else list(argv), io.StringIO()

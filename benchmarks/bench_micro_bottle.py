@@ -19,7 +19,8 @@ def main():
     ap.add_argument('--reference', default='runs/table5/bottle'); ap.add_argument('--out', default='runs/micro_bottle')
     a = ap.parse_args()
     from tocoad.core import data_root, preset
-    from tocoad.training import micro_batch_size, MICRO_PIXELS
+    import torch
+    from tocoad.training import micro_batch_size, split_batch, MICRO_PIXELS
     ref = [json.loads(p.read_text()) for p in sorted(Path(a.reference).glob('dnppncl_s*.json'))]
     if not ref: raise SystemExit(f'tocoad: error: no dnppncl_s*.json in {a.reference}: give the folder of a table5.py run on bottle (--reference)')
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True); res = out / f'dnppncl_s{a.seed}.json'
@@ -29,13 +30,14 @@ def main():
                        check=True, env={**os.environ, 'HF_HUB_OFFLINE': '1', 'PYTHONWARNINGS': 'ignore::UserWarning'})
     r = json.loads(res.read_text()); cfg = preset('cpu')
     keep = lambda x: {k: x.get(k) for k in (*METRICS, 'seed', 'fit_s', 'peak_rss_mb')}
-    row = dict(keep(r), micro_batch=micro_batch_size(cfg), micro_pixels=MICRO_PIXELS)
-    print(f"micro-batches of {row['micro_batch']}: " + '  '.join(f'{k} {r[k]:.4f}' for k in METRICS) + f"  fit {r['fit_s']} s  peak RSS {r['peak_rss_mb']} MB")
+    pieces = [len(p['x']) for p in split_batch({'x': torch.zeros(cfg.batch_size)}, micro_batch_size(cfg))]  # what each batch of the preset is cut into
+    row = dict(keep(r), micro_batch=micro_batch_size(cfg), pieces=pieces, micro_pixels=MICRO_PIXELS)
+    print(f"micro-batches {pieces}: " + '  '.join(f'{k} {r[k]:.4f}' for k in METRICS) + f"  fit {r['fit_s']} s  peak RSS {r['peak_rss_mb']} MB")
     for x in ref: print(f"before, seed {x['seed']}:      " + '  '.join(f'{k} {x[k]:.4f}' for k in METRICS) + f"  fit {x['fit_s']} s  peak RSS {x['peak_rss_mb']} MB")
     spread = {k: [min(x[k] for x in ref), max(x[k] for x in ref)] for k in METRICS}
     inside = {k: spread[k][0] - 1e-9 <= r[k] <= spread[k][1] + 1e-9 for k in METRICS}
     print('within the seeds\' range before micro-batches: ' + ', '.join(f'{k} {"yes" if v else "no"}' for k, v in inside.items()))
-    write_result('micro_batch_bottle', dict(what=f"bottle, cpu preset, dnp+ncl, guard off, with automatic micro-batches ({row['micro_batch']} images at 224 px), beside the Table 5 runs made before them",
+    write_result('micro_batch_bottle', dict(what=f"bottle, cpu preset, dnp+ncl, guard off, with automatic micro-batches (each batch of {cfg.batch_size} cut into {pieces} at {cfg.image_size} px), beside the Table 5 runs made before them",
                                             micro=row, before=[keep(x) for x in ref], before_range=spread, within_range=inside))
 
 if __name__ == '__main__': main()

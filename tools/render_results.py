@@ -146,8 +146,27 @@ def notebook_times():
     lines += [f'| {k} | {v / 60:.1f} |' for k, v in sorted(r['times'].items())]
     return '\n'.join(lines + ['', made_by(r)])
 
+def threads():
+    r = load('threads')
+    lines = ['| processes at once | torch threads each | OpenMP wait | steps / s, each | together | together / one alone |', '|---|---|---|---|---|---|']
+    lines += [f"| {x['processes']} | {x['threads']} | {x['omp_wait']} | {', '.join(f'{v:.2f}' for v in x['steps_per_s'])} | {x['total']:.2f} | {x['total_over_solo']:.2f} |" for x in r['rows']]
+    return '\n'.join(lines + ['', r['what'] + '. ' + made_by(r)])
+
+def micro_bottle():
+    return '\n\n'.join(micro_one(json.loads(p.read_text())) for p in sorted(RESULTS.glob('micro_batch_*.json')))
+
+def micro_one(r):
+    ks = ('image_auroc', 'pixel_auroc', 'pixel_aupro')
+    row = lambda name, x, pieces: f"| {name} | {pieces} | " + ' | '.join(f4(x[k]) for k in ks) + f" | {x['peak_rss_mb'] / 1024:.1f} |"
+    lines = ['| run | a batch of 16 in | image AUROC | pixel AUROC | AUPRO | peak RSS (GB) |', '|---|---|---|---|---|---|']
+    lines += [row(f"before micro-batches, seed {x['seed']}", x, 'one piece') for x in r['before']]
+    lines += [row(f"micro-batches, seed {r['micro']['seed']}", r['micro'], ' + '.join(map(str, r['micro']['pieces'])))]
+    inside = ', '.join(f"{k} {'inside' if v else 'outside'}" for k, v in r['within_range'].items())
+    return '\n'.join(lines + ['', f"{r['what']}. Against the range of the seeds before: {inside}. " + (r['note'] + '. ' if r.get('note') else '') + made_by(r)])
+
 BLOCKS = {'choose_stage1': choose_stage1, 'choose_bn': choose_bn, 'choose_stage2': choose_stage2, 'table5': table5, 'table5_reading': table5_reading,
-          'demo': demo, 'peer': peer, 'predict': predict, 'coreset': coreset, 'train_memory': train_memory, 'train_steps': train_steps, 'notebook_times': notebook_times}
+          'demo': demo, 'peer': peer, 'predict': predict, 'coreset': coreset, 'train_memory': train_memory, 'train_steps': train_steps, 'notebook_times': notebook_times,
+          'threads': threads, 'micro_bottle': micro_bottle}
 
 def render(text:str)->str:
     "`text` with every results block re-rendered."

@@ -5,7 +5,12 @@ without centre crop, coreset 10 %, b = 9, batch 32, test images preloaded as ten
 `--work` so reruns only measure. Every figure is the median of `--repeats` passes over the same tensors, all in one
 run, so the ratios are comparable even on a noisy machine. The peer is anomalib's `PatchcoreModel` given *our* bank
 (same backbone, weights, tensors and bank size), so only its inference code differs.
+With `--texture DIR`, the synthetic uniform texture of issue 21 instead (`shared/tools/make_texture.py DIR --h H --w W
+--train 200`, written there if missing), where the probe calibrates to most cells; `--size H W` sets the input size
+(default: 256 × 256 for bottle, 640 × 256 for the texture). The search's share of the bare forward is printed beside
+the ratios (issue 21's goal: at most 50 %).
 Usage: python benchmarks/bench_predict.py [--data ../shared/data/mvtec_ad] [--category bottle] [--threads 2]
+       python benchmarks/bench_predict.py --texture runs/texture640 [--size 640 256]
 """
 import argparse, importlib.util, os, statistics, sys, time, warnings
 from pathlib import Path
@@ -24,13 +29,54 @@ def median_time(fn, batches, repeats):
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
+def texture_data(out:Path, size:tuple, train:int=200)->Path:
+    "The synthetic uniform texture at `size` (H, W) in `out` (written by shared/tools/make_texture.py if missing): the root holding 'texture'."
+    import subprocess
+    if not (out / 'texture' / 'train').is_dir():
+        tool = Path(__file__).resolve().parents[2] / 'shared' / 'tools' / 'make_texture.py'
+        subprocess.run([sys.executable, str(tool), str(out), '--h', str(size[0]), '--w', str(size[1]), '--train', str(train)], check=True)
+    return out
+
+def query_sets(m, batches):
+    "The patch features of each batch, as the bank's queries."
+    from tocoad.memory import aggregate_patches
+    cfg = m.cfg
+    with torch.inference_mode():
+        return [p.permute(0, 2, 3, 1).reshape(-1, p.shape[1]) for p in (aggregate_patches(m.F(b), cfg.memory_layers, patch_size=cfg.patch_size, feature_dim=cfg.feature_dim) for b in batches)]
+
+def predict_steps(m, batches, repeats, bare=None, peer:bool=True):
+    "Seconds for one pass over `batches` of each step of prediction (median of `repeats`), beside the bare timm forward and anomalib's PatchcoreModel on the same bank (if installed): (steps, peer model or None)."
+    from tocoad.backbone import offline_classifier
+    from tocoad.memory import aggregate_patches, anomaly_map
+    from tocoad.search import NearestNeighbours
+    cfg, dev = m.cfg, m.bank.vectors.device; sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
+    def timed(fn, items):
+        return median_time(lambda b: (fn(b), sync()), items, repeats)
+    bare = bare or offline_classifier().to(dev).eval()
+    feats = [m.F(b) for b in batches]; qs = query_sets(m, batches)
+    grid = (feats[0][cfg.memory_layers[0]].shape[-2:]); exact = NearestNeighbours(m.bank.vectors); H, W = batches[0].shape[-2:]; steps = {}
+    with torch.inference_mode():
+        steps['bare timm forward (whole classifier)'] = timed(bare, batches)
+        steps['backbone (F to layer 3)'] = timed(m.F, batches)
+        steps['patch aggregation'] = timed(lambda f: aggregate_patches(f, cfg.memory_layers, patch_size=cfg.patch_size, feature_dim=cfg.feature_dim), feats)
+        steps['neighbour search, exact (flat)'] = timed(lambda q: exact.search(q, 1), qs)
+        steps[f'neighbour search, model ({m.bank.search_kind})'] = timed(lambda q: m.bank.knn.search(q, 1), qs)
+        steps['bank scoring (search + Eq. 9)'] = timed(m.bank.score, qs)
+        steps['map (up-sample + smooth)'] = timed(lambda q: anomaly_map(q[:, 0].reshape(-1, *grid), (H, W), sigma=cfg.smoothing_sigma), qs)
+        steps['tocoad predict (all of it)'] = timed(m.predict, batches)
+        p = None
+        if peer and importlib.util.find_spec('anomalib') is not None:
+            p = peer_model(m).to(dev); steps['anomalib PatchcoreModel, same bank'] = timed(p, batches)
+        elif peer: print('(anomalib is not installed: pip install -e ".[bench]" for the peer figure)')
+    return steps, p
+
 def fitted_model(a):
     from tocoad.core import preset
     from tocoad.data import load_samples
     from tocoad.model import ToCoAD
-    path = Path(a.work) / f'{a.category}-model'
+    path = Path(a.work) / f'{a.category}-{a.size[0]}x{a.size[1]}-model'
     if (path / 'model.json').is_file(): return ToCoAD.load(path, device='cpu')
-    cfg = preset('cpu', stages='none', crop=False, image_size=256, resize=256, coreset_ratio=0.1, reweight_b=9, device='cpu')
+    cfg = preset('cpu', stages='none', crop=False, image_size=tuple(a.size), resize=tuple(a.size), coreset_ratio=0.1, reweight_b=9, device='cpu')
     m = ToCoAD(cfg).fit(load_samples(a.data, a.category), progress=True)
     return m.save(path) and m
 
@@ -48,10 +94,13 @@ if __name__ == '__main__':
     ap.add_argument('--data', default=str(data_root('mvtec_ad')))
     ap.add_argument('--category', default='bottle'); ap.add_argument('--work', default='runs/bench_predict')
     ap.add_argument('--threads', type=int, default=2); ap.add_argument('--repeats', type=int, default=3); ap.add_argument('--batch', type=int, default=32)
+    ap.add_argument('--texture', help='folder of the synthetic uniform texture (written there if missing) instead of --data/--category')
+    ap.add_argument('--size', type=int, nargs=2, metavar=('H', 'W'), help='input size (default 256 256; the texture: 640 256)')
+    ap.add_argument('--train', type=int, default=200, help='training images of a texture written here')
     a = ap.parse_args(); torch.set_num_threads(a.threads); warnings.simplefilter('ignore')
-    from tocoad.backbone import offline_classifier
+    if a.texture: a.size = a.size or [640, 256]; a.data, a.category = str(texture_data(Path(a.texture), a.size, train=a.train)), 'texture'
+    a.size = a.size or [256, 256]; tag = a.category + ('' if a.size == [256, 256] and not a.texture else f'_{a.size[0]}x{a.size[1]}')
     from tocoad.data import load_samples, AnomalyDataset
-    from tocoad.memory import aggregate_patches, anomaly_map
     from tocoad.search import NearestNeighbours
     m = fitted_model(a); cfg = m.cfg
     ds = AnomalyDataset(load_samples(a.data, a.category, split='test'), m.transform)
@@ -60,23 +109,8 @@ if __name__ == '__main__':
     print(f'{a.category}: {n} test images {tuple(x.shape[1:])}, bank {tuple(m.bank.vectors.shape)}, b = {cfg.reweight_b}, batch {a.batch}, '
           f'{a.threads} threads, torch {torch.__version__}; median of {a.repeats} passes')
 
-    bare = offline_classifier()
-    feats = [m.F(b) for b in batches]; pfs = [aggregate_patches(f, cfg.memory_layers, patch_size=cfg.patch_size, feature_dim=cfg.feature_dim) for f in feats]
-    qs = [p.permute(0, 2, 3, 1).reshape(-1, p.shape[1]) for p in pfs]
-    grid = pfs[0].shape[-2:]; exact = NearestNeighbours(m.bank.vectors)
-    steps = {}
-    with torch.inference_mode():
-        steps['bare timm forward (whole classifier)'] = median_time(bare, batches, a.repeats)
-        steps['backbone (F to layer 3)'] = median_time(m.F, batches, a.repeats)
-        steps['patch aggregation'] = median_time(lambda f: aggregate_patches(f, cfg.memory_layers, patch_size=cfg.patch_size, feature_dim=cfg.feature_dim), feats, a.repeats)
-        steps['neighbour search, exact (flat)'] = median_time(lambda q: exact.search(q, 1), qs, a.repeats)
-        steps[f'neighbour search, model ({m.bank.search_kind})'] = median_time(lambda q: m.bank.knn.search(q, 1), qs, a.repeats)
-        steps['bank scoring (search + Eq. 9)'] = median_time(m.bank.score, qs, a.repeats)
-        steps['map (up-sample + smooth)'] = median_time(lambda q: anomaly_map(q[:, 0].reshape(-1, *grid), tuple(x.shape[-2:]), sigma=cfg.smoothing_sigma), qs, a.repeats)
-        steps['tocoad predict (all of it)'] = ours = median_time(m.predict, batches, a.repeats)
-        if importlib.util.find_spec('anomalib') is not None:
-            peer = peer_model(m); steps['anomalib PatchcoreModel, same bank'] = median_time(peer, batches, a.repeats)
-        else: peer = None; print('(anomalib is not installed: pip install -e ".[bench]" for the peer figure)')
+    steps, peer = predict_steps(m, batches, a.repeats)
+    ours = steps['tocoad predict (all of it)']; qs = query_sets(m, batches); exact = NearestNeighbours(m.bank.vectors)
     for k, s in steps.items(): print(f'  {k:40} {n / s:8.1f} images/s   {1000 * s / n:7.1f} ms/image')
     ivf_info = None
     if m.bank.search_kind == 'ivf':
@@ -89,10 +123,14 @@ if __name__ == '__main__':
         print('metrics with the ivf search vs the exact search: ' + ', '.join(f'{k} {r_ivf[k]:.4f} vs {r_flat[k]:.4f}' for k in ('image_auroc', 'pixel_auroc', 'pixel_aupro')))
         ivf_info = dict(cells=len(m.bank.cells[0]), probe=m.bank.probe, test_patches=len(found), exact_found=round(float((found <= ex * (1 + 1e-5) + 1e-6).float().mean()), 5),
                         largest_excess=round(float(((found - ex) / ex.clamp(min=1e-6)).max()), 4), metrics={k: [round(r_ivf[k], 4), round(r_flat[k], 4)] for k in ('image_auroc', 'pixel_auroc', 'pixel_aupro')})
-    fwd = steps['bare timm forward (whole classifier)']
+    fwd = steps['bare timm forward (whole classifier)']; search = steps[f'neighbour search, model ({m.bank.search_kind})']
+    print(f'search choice at fit: {m.timings.get("knn_choice", "(not timed)")}; exact {m.timings.get("knn_exact_ms")} ms, cells {m.timings.get("knn_cells_ms")} ms '
+          f'(probe {m.timings.get("knn_cells_probe")}) on 2,048 held-out patches')
+    print(f'search / bare forward: {search / fwd:.2f} (goal <= 0.5)')
     print(f'predict / bare forward: {fwd / ours:.2f} (goal >= 0.6)')
     if peer is not None: print(f'predict / anomalib: {steps["anomalib PatchcoreModel, same bank"] / ours:.2f} (goal >= 1.5)')
-    write_result(f'predict_{a.category}', dict(what=f'model-only prediction on {n} preloaded {a.category} test tensors {tuple(x.shape[1:])}, batch {a.batch}, {a.threads} threads, median of {a.repeats} passes',
-                 bank=list(m.bank.vectors.shape), search=m.bank.search_kind, probe=m.bank.probe, ms_per_image={k: round(1000 * s / n, 2) for k, s in steps.items()},
+    write_result(f'predict_{tag}', dict(what=f'model-only prediction on {n} preloaded {a.category} test tensors {tuple(x.shape[1:])}, batch {a.batch}, {a.threads} threads, median of {a.repeats} passes',
+                 bank=list(m.bank.vectors.shape), search=m.bank.search_kind, probe=m.bank.probe,
+                 search_choice={k: m.timings.get(k) for k in ('knn_choice', 'knn_exact_ms', 'knn_cells_ms', 'knn_cells_probe')}, search_over_forward=round(search / fwd, 3), ms_per_image={k: round(1000 * s / n, 2) for k, s in steps.items()},
                  predict_over_forward=round(fwd / ours, 3), peer_over_predict=round(steps['anomalib PatchcoreModel, same bank'] / ours, 3) if peer is not None else None,
                  ivf=ivf_info))

@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
-from tocoad.memory import greedy_coreset_simple, MemoryBank, covering_radius
+from tocoad.memory import greedy_coreset_simple, MemoryBank, covering_radius, CELLS_MARGIN
 from tocoad.search import greedy_coreset, greedy_coreset_cells, NearestNeighbours, ivf_cells
 from tocoad.metrics import aupro, auroc, evaluate_scores
 
@@ -118,3 +118,34 @@ def test_duplicated_features_leave_no_empty_cell_and_no_infinite_score():
     raw, s = mb.score(torch.cat([x[:200], torch.randn(50, 16, generator=g)]))
     assert torch.isfinite(raw).all() and torch.isfinite(s).all() and (raw[:200] < 1e-2).all()
     assert mb.probe_recall >= 0.999 and mb.probe < len(mb.cells[0]) or len(mb.cells[0]) <= 2
+
+# --- a search that never loses to exact (issue 21) ---
+
+def test_a_probe_over_most_cells_is_the_exact_search_not_a_loop(monkeypatch):
+    x, q = torch.randn(4000, 32, generator=torch.Generator().manual_seed(3)), torch.randn(200, 32, generator=torch.Generator().manual_seed(4))
+    order, c, off = ivf_cells(x, 60, seed=0); nn = NearestNeighbours(x[order], kind='ivf', centroids=c, offsets=off, probe=31)
+    cells_read = []; real_addmm = torch.addmm
+    monkeypatch.setattr(torch, 'addmm', lambda *a, **kw: cells_read.append(1) or real_addmm(*a, **kw))
+    d, i = nn.search(q, 3); n_calls = len(cells_read)
+    monkeypatch.setattr(torch, 'addmm', real_addmm)
+    flat = NearestNeighbours(x[order]).search(q, 3)
+    assert torch.equal(d, flat[0]) and torch.equal(i, flat[1])  # 31 of 60 cells: the exact answer
+    assert n_calls == 1  # by one matrix product (one chunk of 200 queries against the bank), not one per probed cell
+
+def test_auto_search_keeps_exact_on_a_uniform_bank_and_cells_on_a_clustered_one():
+    uniform = torch.randn(20000, 32, generator=torch.Generator().manual_seed(5))  # a uniform texture's patches: no clumps
+    u = MemoryBank(0.5, reweight_b=0).fit(uniform)
+    t = u.search_timings
+    assert u.search_kind == 'flat' and u.cells is None and t['knn_choice'] == 'exact' and t['knn_exact_ms'] > 0 and t['knn_cells_ms'] > 0
+    p, K = map(int, t['knn_cells_probe'].split('/')); assert p > 0.5 * K  # calibration asked for most cells
+    data = clustered(24000, 24, k=120); x, normal = data[:22000], data[22000:]
+    cl = MemoryBank(0.3, reweight_b=0).fit(x); t = cl.search_timings
+    p, K = map(int, t['knn_cells_probe'].split('/')); assert p <= 0.5 * K  # clumps: a few cells find the neighbour
+    fast = t['knn_cells_ms'] < CELLS_MARGIN * t['knn_exact_ms']  # the choice follows this run's timings (no timing is asserted: the machine may be busy)
+    assert cl.search_kind == ('ivf' if fast else 'flat') and t['knn_choice'] == ('cells' if fast else 'exact'), t
+    cl = MemoryBank(0.3, reweight_b=0, knn_index='ivf').fit(x)  # the cells' answers, whichever was faster here
+    r_cells = cl.score(normal)[0]
+    with cl.exact_search(): r_exact = cl.score(normal)[0]
+    assert (r_cells >= r_exact - 1e-3).all() and ((r_cells - r_exact) > 1e-3 * r_exact).float().mean() < 0.005  # equal to exact within the recall target
+    forced = MemoryBank(0.5, reweight_b=0, knn_index='ivf').fit(uniform)
+    assert forced.search_kind == 'ivf' and forced.search_timings['knn_choice'] == 'cells'  # asked for cells: kept (and searched exactly, above half the cells)

@@ -1,4 +1,5 @@
 """Stages I and II on CPU with a tiny backbone: learning, frozen parts, reproducibility, resume, safe checkpoints."""
+import copy
 import numpy as np
 import pytest
 import torch
@@ -224,3 +225,73 @@ def test_fit_keeps_the_frozen_D_and_the_probe_scores_it_by_a_brute_force_count(t
     pairs = (pos[:, None] > neg[None]).double().mean() + 0.5 * (pos[:, None] == neg[None]).double().mean()  # Mann-Whitney: P(anomalous pixel > normal)
     assert abs(pr['auroc'] - pairs.item()) < 1e-9
     assert ToCoAD(tiny(stages='none')).fit(toy[:6], progress=False).trained == {}  # nothing trained
+
+# --- micro-batches (issue 21): memory bounded by a setting, the gradient unchanged ---
+
+def _grads(params): return torch.cat([p.grad.flatten() for p in params if p.grad is not None])
+
+@pytest.mark.parametrize('stage', [1, 2])
+def test_micro_batches_give_the_whole_batch_gradient_with_batchnorm_frozen(toy, stage):
+    "The real step functions (`dnp_step`, `ncl_step`) through `accumulate`: unequal pieces (3, 2, 2) of a batch of 7 sum to the whole batch's gradient."
+    cfg = tiny(batch_size=7); p, base = _parts(cfg, toy[:7]); rt = p.runtime
+    ds = StageDataset(base, p.G, views=2 if stage == 2 else 0, seed=0)
+    batch = next(iter(rt.train_loader(ds, batch_size=7, num_workers=0, seed=0, epoch=0)))
+    key = 'mask' if stage == 1 else 'views'
+    assert len(batch[key]) == 7 and [len(x[key]) for x in training.split_batch(batch, 3)] == [3, 2, 2]
+    def grads(micro):
+        F, D, C = (copy.deepcopy(m) for m in (p.F, p.D, p.C))
+        if stage == 1: net = D.eval(); step = training.dnp_step(F.eval(), net, cfg=cfg, rt=rt)
+        else: net = training.set_batchnorm(training.FineTuned(F, C).eval(), 'frozen').requires_grad_(True); step = training.ncl_step(net, D.eval(), target=None, cfg=cfg, rt=rt)
+        net.zero_grad(); out = training.accumulate(step, batch, micro=micro)
+        return _grads(net.parameters()), out['loss']
+    (g6, l6), (g3, l3), (g2, l2) = grads(7), grads(3), grads(2)  # pieces of 2 would leave one alone: split_batch makes them 3, 2, 2 as well
+    assert g6.abs().sum() > 0 and len(g6) > 1000
+    torch.testing.assert_close(g3, g6, rtol=1e-4, atol=1e-6); torch.testing.assert_close(g2, g6, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(l3, l6); torch.testing.assert_close(l2, l6)
+    # and with batch norm in train mode they differ: each micro-batch is normalised by its own statistics (the documented choice)
+    if stage == 2:
+        def train_bn(micro):
+            F, C = copy.deepcopy(p.F), copy.deepcopy(p.C); net = training.FineTuned(F, C).train().requires_grad_(True)
+            net.zero_grad(); training.accumulate(training.ncl_step(net, None, target=None, cfg=cfg, rt=rt), batch, micro=micro); return _grads(net.parameters())
+        assert not torch.allclose(train_bn(2), train_bn(7), rtol=1e-3, atol=1e-6)  # (a lone image would have made C's BatchNorm1d raise here)
+
+def test_checkpointing_F_keeps_the_gradient(toy):
+    "checkpoint_F recomputes F's activations in the backward pass: the same gradient (batch norm frozen), on the real stage II step."
+    cfg = tiny(batch_size=4); p, base = _parts(cfg, toy[:4]); rt = p.runtime
+    batch = next(iter(rt.train_loader(StageDataset(base, p.G, views=2, seed=0), batch_size=4, num_workers=0, seed=0, epoch=0)))
+    def grads(ck):
+        F, C = copy.deepcopy(p.F), copy.deepcopy(p.C); F.body.set_grad_checkpointing(ck)
+        net = training.set_batchnorm(training.FineTuned(F, C).eval(), 'frozen').requires_grad_(True); net.zero_grad()
+        training.accumulate(training.ncl_step(net, copy.deepcopy(p.D).eval(), target=None, cfg=cfg, rt=rt), batch, micro=2); return _grads(net.parameters())
+    torch.testing.assert_close(grads(True), grads(False), rtol=1e-4, atol=1e-6)
+
+@pytest.mark.parametrize('checkpoint_F', [False, True])
+def test_a_fit_in_micro_batches_trains_what_the_paper_says(toy, checkpoint_F):
+    "micro_batch=2 of a batch of 8: F's forwards in training see 2 images (stage I) or 2 × 3 (stage II), and each stage still changes exactly what it should (also with F checkpointed)."
+    sizes = []
+    def record(stage, parts):
+        parts['F'].register_forward_pre_hook(lambda m, a: sizes.append((stage, len(a[0]))) if torch.is_grad_enabled() and m.training else None)
+    seen = {}
+    def on_step(stage, k, parts):
+        if k == 0 and stage == 2: record(2, parts)
+        seen[stage, k] = _snap(parts)
+    cfg = tiny(backbone='tf_efficientnet_lite0', weights='offline', stage1_epochs=1, stage2_epochs=1, batch_size=8, weight_decay=0.0, stage2_bn='frozen', micro_batch=2, checkpoint_F=checkpoint_F)
+    F, D, h, _ = train_tocoad(cfg, toy, progress=False, on_step=on_step)
+    assert [s for s in sizes if s[0] == 2] == [(2, 2 * 3)] * 4, sizes  # 4 micro-batches of 2 images, each with 2 views and 1 anomaly
+    b, a = seen[1, 0], seen[1, 1]
+    assert _changed(b['F'], a['F']) == set() and _changed(b['D'], a['D']) == set(b['D'])
+    b, a = seen[2, 0], seen[2, 1]
+    assert _changed(b['F'], a['F']) == set(b['F']) and _changed(b['C'], a['C']) == set(b['C']) and _changed(b['D'], a['D']) == set()
+    assert len(h) == 2 and all(np.isfinite(x['loss']) for x in h)
+    assert not F.body.grad_checkpointing  # off after stage II
+
+def test_micro_batch_setting_and_its_automatic_choice():
+    with pytest.raises(TocoadError, match="checkpoint_F.*stage2_bn='train'"): tiny(checkpoint_F=True, stage2_bn='train')  # F's statistics would move twice per step
+    assert training.micro_batch_size(tiny()) == 4  # 64 px: the whole batch, as before micro-batches existed
+    cpu = lambda **kw: preset('cpu', **kw)
+    auto = [training.micro_batch_size(cpu(image_size=s, resize=min(hw(s)))) for s in (128, 224, 256, (640, 256), 1024)]
+    assert auto == sorted(auto, reverse=True) and auto[0] == 16 and min(auto) == 2  # fewer images per micro-batch as they grow, never one alone
+    assert all(a * h * w <= training.MICRO_PIXELS for a, (h, w) in zip(auto, map(hw, (128, 224, 256, (640, 256)))) if a > 2)
+    assert training.micro_batch_size(cpu(image_size=1024, resize=1024), device='cuda') == 16 and training.micro_batch_size(cpu(micro_batch=6)) == 6
+    for bad in (1, -1, 2.5):
+        with pytest.raises(TocoadError, match='micro_batch'): tiny(micro_batch=bad)

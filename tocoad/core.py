@@ -214,6 +214,8 @@ class _Stage2Fields:
 class _LoopFields:
     "ToCoADConfig's fields for the training loop."
     batch_size:int = 16
+    micro_batch:int = 0 # images per micro-batch: each batch runs through the networks in pieces of at most this many, their gradients accumulated into the whole batch's, so training memory no longer grows with batch × image area; 0: automatic from the input size (on CPU, `training.MICRO_PIXELS` pixels per micro-batch; on CUDA, the whole batch) (ours)
+    checkpoint_F:bool = False # stage II: activation checkpointing of F (timm's, one checkpoint per stage of the backbone): F's activations are recomputed in the backward pass instead of kept, for less memory per image at the cost of about one more forward of F (ours)
     num_workers:int = 4
     amp:bool = True # mixed precision on CUDA (ignored on CPU)
     seed:int = 0
@@ -290,6 +292,7 @@ RANGES = {  # every numeric field, with the values it may take: (check, what to 
     'lam': (_in(0, 1), 'a number in [0, 1]'), 'views': (_in(2, None, integer=True), 'an integer >= 2'), 'proj_dim': (_in(1, None, integer=True), 'an integer >= 1'),
     'pred_layers': (_in(1, None, integer=True), 'an integer >= 1'), 'byol_tau': (_in(0, 1), 'a number in [0, 1]'),
     'batch_size': (_in(2, None, integer=True), 'an integer >= 2 (batch norm needs two samples)'), 'num_workers': (_in(0, None, integer=True), 'an integer >= 0'),
+    'micro_batch': (lambda x: _num(x, True) and (x == 0 or x >= 2), '0 (automatic from the input size) or an integer >= 2 (batch norm needs two samples)'),
     'seed': (_in(0, 2**63 - 1, integer=True), 'an integer >= 0'), 'val_holdout': (_in(0, 1, hi_open=True), 'a number in [0, 1)'),
     'val_every': (_in(1, None, integer=True), 'an integer >= 1'), 'patch_size': (lambda x: _num(x, True) and x >= 1 and x % 2 == 1, 'an odd integer >= 1 (1: no neighbourhood)'),
     'feature_dim': (_in(1, None, integer=True, none=True), 'none (keep every channel) or an integer >= 1'), 'coreset_ratio': (_in(0, 1, lo_open=True), 'a number in (0, 1]'),
@@ -317,6 +320,8 @@ def validate(self:ToCoADConfig):
     need(len(self.cl_layers) > 0 and set(self.cl_layers) <= set(LAYERS), 'cl_layers', allowed=f'a non-empty subset of {LAYERS}')
     need(len(self.memory_layers) > 0 and set(self.memory_layers) <= set(LAYERS), 'memory_layers', allowed=f'a non-empty subset of {LAYERS}')
     need(len(self.decoder_head) == 2 and min(self.decoder_head) >= 1, 'decoder_head', allowed='two channel counts >= 1, e.g. (64, 32)')
+    need(not (self.checkpoint_F and self.stage2_bn == 'train'), 'checkpoint_F',  # the recomputation re-runs batch norm in train mode: F's running statistics would move twice per step
+         allowed="False with stage2_bn='train' (F's recomputed forward would update its batch-norm statistics twice per step); 'recalibrate' or 'frozen' allow it")
     need(len(self.lr_milestones) > 0 and all(_num(m, False) and 0 < m <= 1 for m in self.lr_milestones), 'lr_milestones', allowed='fractions of the epochs in (0, 1]')
 
 # %% ../nbs/00_core.ipynb #f5635fbb

@@ -10,11 +10,12 @@ from fastcore.basics import patch
 import torch.nn.functional as nnf  # `F` is the feature extractor, as in the paper
 from tqdm.auto import tqdm
 from .core import TocoadError, hw, check_field
-from .search import random_projection, greedy_coreset, greedy_coreset_cells, NearestNeighbours, ivf_cells, tune_probe
+from .search import random_projection, greedy_coreset, greedy_coreset_cells, NearestNeighbours, ivf_cells, tune_probe, time_search, CELLS_MAX_SHARE
 
 # %% auto #0
-__all__ = ['CELLS_FROM', 'IVF_FROM', 'aggregate_patches', 'greedy_coreset_simple', 'covering_radius', 'reweighted_score',
-           'MemoryBank', 'gaussian_smooth', 'anomaly_map', 'embed', 'embed_dataset', 'score_patches']
+__all__ = ['CELLS_FROM', 'IVF_FROM', 'CELLS_MARGIN', 'aggregate_patches', 'greedy_coreset_simple', 'covering_radius',
+           'reweighted_score', 'MemoryBank', 'gaussian_smooth', 'anomaly_map', 'embed', 'embed_dataset',
+           'score_patches']
 
 # %% ../nbs/08_memory.ipynb #ac0f0c93
 def aggregate_patches(feats:dict, # F's feature maps by layer name
@@ -87,7 +88,7 @@ class MemoryBank:
                  coreset_greedy:str='auto'): # 'global' (the exact greedy), 'cells' (greedy within k-means cells) or 'auto' ('cells' from `CELLS_FROM` patches)
         for k in self.config_fields: setattr(self, k, check_field(k, locals()[k], where='MemoryBank'))  # the config's own checks, under the config's names
         self.recall = recall
-        self.vectors = self.neighbours = self.knn = self.cells = self.probe_recall = self.selected_by = None
+        self.vectors = self.neighbours = self.knn = self.cells = self.probe_recall = self.selected_by = self.search_timings = None
 
     def fit(self, features:torch.Tensor, progress:bool=False)->'MemoryBank':
         "Select the coreset of the N×D `features`, then index it; patches left out of the coreset calibrate the 'ivf' search."
@@ -115,17 +116,27 @@ def set_bank(self:MemoryBank, vectors:torch.Tensor, neighbours:torch.Tensor|None
 
 # %% ../nbs/08_memory.ipynb #a64b5e2c
 IVF_FROM = 4096  # below this many bank vectors, knn_index='auto' searches them all
+CELLS_MARGIN = 0.8  # 'auto' keeps the cells only when they take less than this share of exact search's time: on a near tie, exact (the same answer every time)
 
 @patch
 def index_bank(self:MemoryBank, vectors:torch.Tensor, queries:torch.Tensor|None=None)->'MemoryBank':
-    "Keep `vectors` (sorted by cell for 'ivf', probe tuned on `queries`; 'auto' without queries searches exactly) and precompute each one's `reweight_b` neighbours."
+    """Keep `vectors` (sorted by cell for 'ivf', probe tuned on `queries`; 'auto' without queries searches exactly) and precompute each one's `reweight_b` neighbours.
+    With cells and `queries`, both searches are timed on them (`search_timings`); 'auto' keeps the cells only when they took under `CELLS_MARGIN` of exact's time
+    (so the choice rests on this machine's timings: a run that must repeat bit for bit sets knn_index='flat' or 'ivf')."""
     vectors = vectors.float().contiguous(); cells = probe = None
-    self.probe_recall = None
+    self.probe_recall = None; self.search_timings = {}
     if self.knn_index == 'ivf' or (self.knn_index == 'auto' and len(vectors) >= IVF_FROM and queries is not None and len(queries)):
         order, c, off = ivf_cells(vectors, seed=self.seed); vectors, cells = vectors[order.to(vectors.device)], (c, off)
         probe = max(1, len(c) // 8)
     self.set_bank(vectors, cells=cells, probe=probe)
-    if cells is not None and queries is not None and len(queries): self.probe_recall = tune_probe(self.knn, queries, recall=self.recall)[1]
+    if cells is not None and queries is not None and len(queries):
+        self.probe_recall = tune_probe(self.knn, queries, recall=self.recall)[1]
+        q, exact = queries[:2048].float().to(self.vectors.device), NearestNeighbours(self.vectors, self.knn_backend)
+        t_exact, t_cells = time_search(exact, q), time_search(self.knn, q)
+        keep = self.knn_index == 'ivf' or (self.knn.probe <= CELLS_MAX_SHARE * len(c) and t_cells < CELLS_MARGIN * t_exact)  # above that share the 'cells' search is the exact one
+        self.search_timings = dict(knn_exact_ms=round(1000 * t_exact, 2), knn_cells_ms=round(1000 * t_cells, 2), knn_cells_probe=f'{self.knn.probe}/{len(c)}',
+                                   knn_choice='cells' if keep else 'exact')
+        if not keep: self.knn, self.cells = exact, None  # the cells lost: search exactly (same vectors, same neighbour table)
     return self
 
 # %% ../nbs/08_memory.ipynb #7efd9609

@@ -176,7 +176,7 @@ def fit_bank(self:ToCoAD, samples:list[Sample], progress:bool=True)->ToCoAD:
     flat = feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])
     t2 = time.perf_counter(); self.bank.fit(flat.to(rt.device), progress and rt.main)
     self.timings.update(features_s=t2 - t1, coreset_s=time.perf_counter() - t2, n_patches=len(flat), bank_size=self.bank.size,
-                        coreset_greedy=self.bank.selected_by, knn_index=self.bank.search_kind, knn_probe=self.bank.probe, knn_probe_recall=self.bank.probe_recall)
+                        coreset_greedy=self.bank.selected_by, knn_index=self.bank.search_kind, knn_probe=self.bank.probe, knn_probe_recall=self.bank.probe_recall, **(self.bank.search_timings or {}))
     return self
 
 # %% ../nbs/10_model.ipynb #c215a7a7

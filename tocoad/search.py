@@ -13,8 +13,8 @@ from tqdm.auto import tqdm
 from .core import TocoadError, check_field
 
 # %% auto #0
-__all__ = ['random_projection', 'greedy_coreset', 'NearestNeighbours', 'nearest_rows', 'kmeans', 'ivf_cells', 'tune_probe',
-           'greedy_coreset_cells']
+__all__ = ['CELLS_MAX_SHARE', 'random_projection', 'greedy_coreset', 'NearestNeighbours', 'nearest_rows', 'kmeans', 'ivf_cells',
+           'tune_probe', 'time_search', 'greedy_coreset_cells']
 
 # %% ../nbs/A3_search.ipynb #4e4bb71a
 def random_projection(x:torch.Tensor, projection:int|None, g:torch.Generator)->torch.Tensor:
@@ -104,7 +104,7 @@ class NearestNeighbours:
             d, i = self.faiss.search(np.ascontiguousarray(q.detach().float().cpu().numpy()), k)
             return torch.from_numpy(d).clamp_(min=0).sqrt_().to(q.device), torch.from_numpy(i).to(q.device)
         q = q.detach().float().to(self.vectors.device)
-        return self._search_flat(q, k) if self.kind == 'flat' else self._search_ivf(q, k)
+        return self._search_flat(q, k) if self.kind == 'flat' or self.probe > CELLS_MAX_SHARE * len(self.centroids) else self._search_ivf(q, k)  # most cells probed: one exact pass costs less than the loop
 
 # %% ../nbs/A3_search.ipynb #6f6bcfcc
 @patch
@@ -119,6 +119,9 @@ def _search_flat(self:NearestNeighbours, q:torch.Tensor, k:int):
             d, i = (dc, ic + a) if d is None else _merge(d, i, d2=dc, i2=ic + a, k=k)
         ds.append(d + (qc * qc).sum(1, keepdim=True)); ids.append(i)
     return torch.cat(ds).clamp_(min=0).sqrt_(), torch.cat(ids)
+
+# %% ../nbs/A3_search.ipynb #c21b0004
+CELLS_MAX_SHARE = 0.5  # a probe above this share of the cells searches the whole bank exactly instead (ours)
 
 # %% ../nbs/A3_search.ipynb #1b86ff56
 @patch
@@ -200,6 +203,16 @@ def tune_probe(nn:NearestNeighbours, queries:torch.Tensor, recall:float=0.999, m
         p = min(K, 2 * p)
     nn.probe = min(K, margin * p)
     return nn.probe, hits()
+
+# %% ../nbs/A3_search.ipynb #c21b0002
+def time_search(nn:NearestNeighbours, queries:torch.Tensor, repeats:int=3)->float:
+    "Seconds `nn` takes to find the nearest neighbour of each of `queries`: the fastest of `repeats` runs after a warm-up (the least disturbed by other work)."
+    import time
+    sync = torch.cuda.synchronize if queries.is_cuda else (lambda: None)  # CUDA runs asynchronously: wait for the search to end
+    nn.search(queries, 1); sync(); best = float('inf')
+    for _ in range(repeats):
+        t = time.perf_counter(); nn.search(queries, 1); sync(); best = min(best, time.perf_counter() - t)
+    return best
 
 # %% ../nbs/A3_search.ipynb #8a8a0002
 def _sorted_by_cell(x:torch.Tensor, K:int, *, seed:int, g:torch.Generator)->tuple:

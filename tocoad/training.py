@@ -26,10 +26,11 @@ from .contrastive import ContrastiveHead, MomentumTarget, contrastive_loss
 from .parts import create_part
 
 # %% auto #0
-__all__ = ['augmentation_set', 'StageDataset', 'run_stage', 'FeaturePool', 'train_stage1', 'FineTuned', 'set_batchnorm',
-           'recalibrate_batchnorm', 'ncl_step', 'as_scored', 'guarded_epochs', 'train_stage2', 'StageParts',
-           'stage_parts', 'probe_discriminator', 'plot_probe', 'Trained', 'train_tocoad', 'plot_history',
-           'changed_parameters', 'parameter_layers', 'weight_change', 'feature_similarity', 'plot_drift']
+__all__ = ['MICRO_PIXELS', 'augmentation_set', 'StageDataset', 'micro_batch_size', 'split_batch', 'accumulate', 'run_stage',
+           'FeaturePool', 'dnp_step', 'train_stage1', 'FineTuned', 'set_batchnorm', 'recalibrate_batchnorm', 'ncl_step',
+           'as_scored', 'guarded_epochs', 'train_stage2', 'StageParts', 'stage_parts', 'probe_discriminator',
+           'plot_probe', 'Trained', 'train_tocoad', 'plot_history', 'changed_parameters', 'parameter_layers',
+           'weight_change', 'feature_similarity', 'plot_drift']
 
 # %% ../nbs/07_training.ipynb #bf2a223a
 def augmentation_set(size:int|tuple)->T.Compose:
@@ -89,19 +90,49 @@ def _resume(ck:Path, modules:dict, opt, sched, cfg:ToCoADConfig, rt:Runtime, sta
     if state is not None: state.update(meta.get('state', {}))
     return meta['history'], (epochs if meta.get('stopped') else meta['epoch'] + 1)
 
+# %% ../nbs/07_training.ipynb #c21a0002
+MICRO_PIXELS = 4 * 256 * 256  # automatic micro-batch on the CPU: at most this many input pixels per micro-batch (results/train_memory*.json, bench_train_memory.py)
+
+def micro_batch_size(cfg:ToCoADConfig, device='cpu')->int:
+    "Images per micro-batch: `cfg.micro_batch` if set; if 0, on the CPU as many as keep images × H × W within `MICRO_PIXELS` (at least 2: batch norm needs two), on CUDA the whole batch."
+    if cfg.micro_batch: return min(cfg.micro_batch, cfg.batch_size)
+    if torch.device(device).type != 'cpu': return cfg.batch_size
+    H, W = hw(cfg.image_size)
+    return max(2, min(cfg.batch_size, MICRO_PIXELS // (H * W)))
+
+# %% ../nbs/07_training.ipynb #c21a0004
+def _leaf(b): return _leaf(next(iter(b.values()))) if isinstance(b, dict) else b
+
+def split_batch(batch:dict, # tensors (or dicts of tensors, e.g. stage I's pooled features) whose first dimension is the images
+                size:int)->list:
+    "`batch` cut along its first dimension into the fewest pieces of at most `size` images, of near-equal length; never a lone image (batch norm needs two): a piece takes one image over `size` instead."
+    n = len(_leaf(batch)); k = max(1, min(-(-n // size), n // 2))
+    def pieces(v): return [dict(zip(v, p)) for p in zip(*[pieces(x) for x in v.values()])] if isinstance(v, dict) else list(v.tensor_split(k))
+    return pieces(batch)
+
+def accumulate(step_fn, # batch -> dict of losses, 'loss' the one to minimise
+               batch:dict, micro:int)->dict:
+    "Back-propagate `step_fn`'s loss on each micro-batch of at most `micro` images, scaled by its share of the batch: the gradients sum to the whole batch's mean-loss gradient. Returns each loss as the batch's mean, detached."
+    parts = split_batch(batch, micro); n, total = len(_leaf(batch)), {}
+    for part in parts:
+        w = len(_leaf(part)) / n; losses = step_fn(part)
+        (losses['loss'] * w).backward()
+        for k, v in losses.items(): total[k] = total.get(k, 0.0) + w * v.detach()
+    return total
+
 # %% ../nbs/07_training.ipynb #7a7a0002
 def _run_epoch(stage:int, epoch:int, step_fn, opt, dataset, cfg:ToCoADConfig, rt:Runtime, history:list, progress:bool, after_step, on_step):
-    "One epoch of optimizer steps, each recorded in `history`; the progress bar shows the loss and images/s."
+    "One epoch of optimizer steps, each over micro-batches of the batch (`micro_batch_size`) and recorded in `history`; the progress bar shows the loss and images/s."
     dataset.epoch = epoch; t0, n = time.perf_counter(), 0
     loader = rt.train_loader(dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed, epoch=epoch)
     epochs = cfg.stage1_epochs if stage == 1 else cfg.stage2_epochs
     bar = tqdm(loader, desc=f'stage {"I" if stage == 1 else "II"} epoch {epoch + 1}/{epochs}', disable=not (progress and rt.main), leave=False)
+    micro = micro_batch_size(cfg, rt.device)
     for batch in bar:
-        losses = step_fn(batch)
-        opt.zero_grad(set_to_none=True); losses['loss'].backward(); opt.step()
+        opt.zero_grad(set_to_none=True); losses = accumulate(step_fn, batch, micro=micro); opt.step()
         if after_step is not None: after_step()
         n += len(batch['mask' if 'mask' in batch else 'views']) * rt.world
-        rec = {k: round(float(v.detach()), 5) for k, v in losses.items()}
+        rec = {k: round(float(v), 5) for k, v in losses.items()}
         history.append(dict(stage=stage, epoch=epoch, lr=opt.param_groups[0]['lr'], **rec))
         if on_step is not None: on_step(len(history))
         bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f'{n / (time.perf_counter() - t0):.1f}')
@@ -151,22 +182,27 @@ class FeaturePool(Dataset):
     def __getitem__(self, j): return {'feats': {l: f[j] for l, f in self.feats.items()}, 'mask': self.masks[j]}
 
 # %% ../nbs/07_training.ipynb #38417586
-def train_stage1(F:FeatureExtractor, D:DiscriminativeNetwork, dataset:StageDataset, *, cfg:ToCoADConfig, rt:Runtime,
-                 out_dir=None, resume:bool=False, progress:bool=True, on_step=None, on_epoch=None)->list:
-    "Stage I (DNP): train D on G's anomalies with the focal loss; F stays frozen. `on_step(stage, n, parts)` and `on_epoch(epoch)` watch it."
-    F.eval().requires_grad_(False); D.train().requires_grad_(True)
-    Dw, loss_fn = rt.wrap(D), make_mask_loss('focal', cfg.focal_alpha, gamma=cfg.focal_gamma)
-    if cfg.stage1_pool and cfg.stage1_epochs: dataset = FeaturePool(F, dataset, size=cfg.stage1_pool, rt=rt, batch_size=cfg.batch_size, progress=progress)
+def dnp_step(F:FeatureExtractor, D:nn.Module, # D, or its DistributedDataParallel wrapper
+             *, cfg:ToCoADConfig, rt:Runtime):
+    "The loss of one stage I batch: features of G's anomalies (from the pool, or through the frozen F) through D, the focal loss (Eq. 2) against G's masks."
+    loss_fn = make_mask_loss('focal', cfg.focal_alpha, gamma=cfg.focal_gamma)
     def step(batch):
         m = batch['mask'].to(rt.device)
         if 'feats' in batch: feats = {l: rt.to(f.float()) for l, f in batch['feats'].items()}  # from the pool
         else:
             with torch.no_grad(), rt.autocast(): feats = F(rt.to(batch['anomalous']))
-        with rt.autocast(): logits = Dw(feats, m.shape[-2:])
+        with rt.autocast(): logits = D(feats, m.shape[-2:])
         return {'loss': loss_fn(logits, m)}
+    return step
+
+def train_stage1(F:FeatureExtractor, D:DiscriminativeNetwork, dataset:StageDataset, *, cfg:ToCoADConfig, rt:Runtime,
+                 out_dir=None, resume:bool=False, progress:bool=True, on_step=None, on_epoch=None)->list:
+    "Stage I (DNP): train D on G's anomalies with the focal loss; F stays frozen. `on_step(stage, n, parts)` and `on_epoch(epoch)` watch it."
+    F.eval().requires_grad_(False); D.train().requires_grad_(True)
+    if cfg.stage1_pool and cfg.stage1_epochs: dataset = FeaturePool(F, dataset, size=cfg.stage1_pool, rt=rt, batch_size=cfg.batch_size, progress=progress)
     watch = (lambda k: on_step(1, k, {'F': F, 'D': D})) if on_step else None
-    return run_stage(1, step, modules={'D': D}, params=list(D.parameters()), dataset=dataset, cfg=cfg, rt=rt, out_dir=out_dir, resume=resume,
-                     progress=progress, on_step=watch, on_epoch=on_epoch)
+    return run_stage(1, dnp_step(F, rt.wrap(D), cfg=cfg, rt=rt), modules={'D': D}, params=list(D.parameters()), dataset=dataset, cfg=cfg, rt=rt,
+                     out_dir=out_dir, resume=resume, progress=progress, on_step=watch, on_epoch=on_epoch)
 
 # %% ../nbs/07_training.ipynb #13ff111b
 class FineTuned(nn.Module):
@@ -229,6 +265,12 @@ def guarded_epochs(guard, F:FeatureExtractor, clean:Dataset, *, cfg:ToCoADConfig
         stop = guard.score(e + 1, as_scored(F, clean, cfg=cfg, rt=rt)); then(); return stop
     return on_epoch
 
+# %% ../nbs/07_training.ipynb #c21a0012
+def _checkpointing(F:FeatureExtractor, on:bool):
+    "Turn timm's activation checkpointing of F's backbone on or off (`checkpoint_F`)."
+    if hasattr(F.body, 'set_grad_checkpointing'): F.body.set_grad_checkpointing(on)
+    elif on: raise TocoadError(f'checkpoint_F=True: the backbone ({type(F.body).__name__}) has no activation checkpointing in timm; use checkpoint_F=False')
+
 # %% ../nbs/07_training.ipynb #b77d906e
 def train_stage2(F:FeatureExtractor, D:DiscriminativeNetwork|None, C:ContrastiveHead, dataset:StageDataset, *, cfg:ToCoADConfig,
                  rt:Runtime, out_dir=None, resume:bool=False, progress:bool=True, on_step=None, guard=None)->list:
@@ -239,14 +281,17 @@ def train_stage2(F:FeatureExtractor, D:DiscriminativeNetwork|None, C:Contrastive
     training_mode = lambda: set_batchnorm(F.train(), cfg.stage2_bn)
     wrapped = rt.wrap(FineTuned(F, C).train(), find_unused=D is None); training_mode()  # without D, layers that C does not read get no gradient
     if D is not None: D.eval().requires_grad_(False).zero_grad(set_to_none=True)  # frozen: no gradient, not even stage I's last
+    _checkpointing(F, cfg.checkpoint_F)  # off again below: the bank's forward keeps nothing for a backward pass anyway
     target = MomentumTarget(F, C, tau=cfg.byol_tau).to(rt.device) if cfg.cl_method == 'byol' else None
     clean = AnomalyDataset(dataset.base.samples, dataset.base.transform)  # the normal images as the memory bank sees them
     if guard is not None: guard.start(F, resume=resume); training_mode()  # frozen F, before the first step
     modules = {'F': F, 'C': C, **({'target': target} if target is not None else {}), **({'guard': guard.best} if guard is not None else {})}
     watched = {'F': F, 'C': C, **({'D': D} if D is not None else {}), **({'target': target} if target is not None else {})}
-    history = run_stage(2, ncl_step(wrapped, D, target=target, cfg=cfg, rt=rt), modules=modules, params=[*F.parameters(), *C.parameters()], dataset=dataset,
-                        cfg=cfg, rt=rt, out_dir=out_dir, resume=resume, progress=progress, after_step=(lambda: target.update(F, C)) if target is not None else None,
-                        on_step=(lambda k: on_step(2, k, watched)) if on_step else None, on_epoch=guarded_epochs(guard, F, clean=clean, cfg=cfg, rt=rt, then=training_mode), state=guard.records if guard is not None else None)
+    try:
+        history = run_stage(2, ncl_step(wrapped, D, target=target, cfg=cfg, rt=rt), modules=modules, params=[*F.parameters(), *C.parameters()], dataset=dataset,
+                            cfg=cfg, rt=rt, out_dir=out_dir, resume=resume, progress=progress, after_step=(lambda: target.update(F, C)) if target is not None else None,
+                            on_step=(lambda k: on_step(2, k, watched)) if on_step else None, on_epoch=guarded_epochs(guard, F, clean=clean, cfg=cfg, rt=rt, then=training_mode), state=guard.records if guard is not None else None)
+    finally: _checkpointing(F, False)  # also when the stage is interrupted: the F the guard keeps, and the one saved, are plain
     if guard is not None: guard.finish(F.eval())  # every F it scored was already as the memory bank will see it
     else: as_scored(F, clean, cfg=cfg, rt=rt)
     return history

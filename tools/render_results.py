@@ -96,11 +96,37 @@ def predict():
         out += [f'| {k} | {v:.1f} | {1000 / v:.1f} |' for k, v in r['ms_per_image'].items()]
         out += ['', f"tocoad predict runs at {r['predict_over_forward']:.2f} × the speed of the bare classifier forward"
                 + (f", and anomalib's PatchcoreModel with the same bank takes {r['peer_over_predict']:.2f} × tocoad's time." if r.get('peer_over_predict') else '.')]
+        if r.get('search_over_forward') is not None:
+            c = r['search_choice']
+            out += ['', f"The model's search takes {r['search_over_forward']:.2f} × the bare forward's time. At fit it was chosen by timing both on 2,048 held-out patches: "
+                    f"exact {c['knn_exact_ms']} ms, cells {c['knn_cells_ms']} ms (probe {c['knn_cells_probe']} cells); kept: {c['knn_choice']}." if c.get('knn_choice') else
+                    f"The model's search takes {r['search_over_forward']:.2f} × the bare forward's time (a bank below IVF_FROM vectors: searched exactly, not timed)."]
         if r.get('ivf'):
             v = r['ivf']; out += ['', f"The inverted-list search ({v['cells']} cells, probe {v['probe']}) found the exact nearest neighbour for {100 * v['exact_found']:.2f} % of the "
                                   f"{v['test_patches']} test patches (largest relative distance excess {v['largest_excess']:.4f}); metrics ivf vs exact: "
                                   + ', '.join(f"{k} {a:.4f} vs {b:.4f}" for k, (a, b) in v['metrics'].items()) + '.']
         out += ['', made_by(r), '']
+    return '\n'.join(out).rstrip()
+
+def train_memory():
+    out = []
+    for p in sorted(RESULTS.glob('train_memory*.json')):
+        r = json.loads(p.read_text())
+        out += ['| input | micro_batch | images per micro-batch | F checkpointed | peak RSS (GB) | stage I peak (MB) | stage II peak (MB) | before training (MB) | stage II images / s |', '|---|---|---|---|---|---|---|---|---|']
+        out += [f"| {x['size']} | {x['micro_batch'] or 'auto (0)'} | {x['micro_used']} | {'yes' if x.get('checkpoint_F') else 'no'} | {x['peak_gb']:.2f} | {x['stage_i_peak_mb']} | {x['stage_ii_peak_mb']} | {x['rss_start_mb']} | {x['stage_ii_images_per_s']:.2f} |" for x in r['rows']]
+        fit = '; '.join(f"{s}: {v['mb_per_image']:.0f} MB per image in a stage II micro-batch ({v['kb_per_pixel']:.1f} KB per input pixel)" for s, v in r.get('fit', {}).items())
+        out += ['', r['what'] + '. ' + (fit + '. ' if fit else '') + (r['note'] + '. ' if r.get('note') else '') + made_by(r), '']
+    return '\n'.join(out).rstrip()
+
+def train_steps():
+    out = []
+    for p in sorted(RESULTS.glob('train_steps_*.json')):
+        r = json.loads(p.read_text()); parts = [k for k in r['ms']['stage II'] if k != 'step']
+        out += [f"{r['what']}; batch {r['images_per_step']}, micro-batches of {r['micro']}:", '', '| ms per step | ' + ' | '.join(parts) + ' | step | images / s |', '|---|' + '---|' * (len(parts) + 2)]
+        out += [f"| {s} | " + ' | '.join(f"{d[k]:.0f}" if k in d else '' for k in parts) + f" | {d['step']:.0f} | {1000 * r['images_per_step'] / d['step']:.2f} |" for s, d in r['ms'].items()]
+        out += ['', f"Stage I runs at {r['stage_I_over_limit']:.2f} × the bare forward + backward of F on its images ({r['stage_I_over_forward']:.2f} × F's bare forward; F is frozen there), "
+                f"stage II at {r['stage_II_over_limit']:.2f} × F's forward + backward of its views and anomalies; the networks' own work is "
+                f"{100 * r['networks_share']['stage I']:.0f} % (stage I) and {100 * r['networks_share']['stage II']:.0f} % (stage II) of a step.", '', made_by(r), '']
     return '\n'.join(out).rstrip()
 
 def coreset():
@@ -120,8 +146,27 @@ def notebook_times():
     lines += [f'| {k} | {v / 60:.1f} |' for k, v in sorted(r['times'].items())]
     return '\n'.join(lines + ['', made_by(r)])
 
+def threads():
+    r = load('threads')
+    lines = ['| processes at once | torch threads each | OpenMP wait | steps / s, each | together | together / one alone |', '|---|---|---|---|---|---|']
+    lines += [f"| {x['processes']} | {x['threads']} | {x['omp_wait']} | {', '.join(f'{v:.2f}' for v in x['steps_per_s'])} | {x['total']:.2f} | {x['total_over_solo']:.2f} |" for x in r['rows']]
+    return '\n'.join(lines + ['', r['what'] + '. ' + made_by(r)])
+
+def micro_bottle():
+    return '\n\n'.join(micro_one(json.loads(p.read_text())) for p in sorted(RESULTS.glob('micro_batch_*.json')))
+
+def micro_one(r):
+    ks = ('image_auroc', 'pixel_auroc', 'pixel_aupro')
+    row = lambda name, x, pieces: f"| {name} | {pieces} | " + ' | '.join(f4(x[k]) for k in ks) + f" | {x['peak_rss_mb'] / 1024:.1f} |"
+    lines = ['| run | a batch of 16 in | image AUROC | pixel AUROC | AUPRO | peak RSS (GB) |', '|---|---|---|---|---|---|']
+    lines += [row(f"before micro-batches, seed {x['seed']}", x, 'one piece') for x in r['before']]
+    lines += [row(f"micro-batches, seed {r['micro']['seed']}", r['micro'], ' + '.join(map(str, r['micro']['pieces'])))]
+    inside = ', '.join(f"{k} {'inside' if v else 'outside'}" for k, v in r['within_range'].items())
+    return '\n'.join(lines + ['', f"{r['what']}. Against the range of the seeds before: {inside}. " + (r['note'] + '. ' if r.get('note') else '') + made_by(r)])
+
 BLOCKS = {'choose_stage1': choose_stage1, 'choose_bn': choose_bn, 'choose_stage2': choose_stage2, 'table5': table5, 'table5_reading': table5_reading,
-          'demo': demo, 'peer': peer, 'predict': predict, 'coreset': coreset, 'notebook_times': notebook_times}
+          'demo': demo, 'peer': peer, 'predict': predict, 'coreset': coreset, 'train_memory': train_memory, 'train_steps': train_steps, 'notebook_times': notebook_times,
+          'threads': threads, 'micro_bottle': micro_bottle}
 
 def render(text:str)->str:
     "`text` with every results block re-rendered."

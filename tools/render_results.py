@@ -161,7 +161,10 @@ def micro_one(r):
     lines = ['| run | a batch of 16 in | image AUROC | pixel AUROC | AUPRO | peak RSS (GB) |', '|---|---|---|---|---|---|']
     lines += [row(f"before micro-batches, seed {x['seed']}", x, 'one piece') for x in r['before']]
     lines += [row(f"micro-batches, seed {r['micro']['seed']}", r['micro'], ' + '.join(map(str, r['micro']['pieces'])))]
-    inside = ', '.join(f"{k} {'inside' if v else 'outside'}" for k, v in r['within_range'].items())
+    def where(k):
+        (lo, hi), v = r['before_range'][k], r['micro'][k]
+        return f'{k} above it by {v - hi:.5f}' if v > hi + 1e-9 else f'{k} below it by {lo - v:.5f}' if v < lo - 1e-9 else f'{k} inside'
+    inside = ', '.join(where(k) for k in ks)
     return '\n'.join(lines + ['', f"{r['what']}. Against the range of the seeds before: {inside}. " + (r['note'] + '. ' if r.get('note') else '') + made_by(r)])
 
 BLOCKS = {'choose_stage1': choose_stage1, 'choose_bn': choose_bn, 'choose_stage2': choose_stage2, 'table5': table5, 'table5_reading': table5_reading,

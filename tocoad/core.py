@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #c81807e0
 from __future__ import annotations
-import json, math, os, random, tempfile
+import json, math, os, random, tempfile, warnings
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +26,12 @@ class TocoadError(ValueError):
 # %% ../nbs/00_core.ipynb #b58ffdaa
 class TocoadWarning(UserWarning):
     "Usable but odd input: the message names the file and what was assumed."
+
+_python_format = warnings.formatwarning
+def _format_ours(message, category, filename, lineno, line=None):
+    "Ours as one line, `tocoad: warning: ...` (the message names the user's file; the library's own path says nothing); every other warning as Python shows it."
+    return f'tocoad: warning: {message}\n' if issubclass(category, TocoadWarning) else _python_format(message, category, filename, lineno, line)
+warnings.formatwarning = _format_ours
 
 # %% ../nbs/00_core.ipynb #3827264b
 def warn(msg:str):

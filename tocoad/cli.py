@@ -307,9 +307,7 @@ def main(argv=None):
         sys.stderr.write(said.getvalue()); raise
     run = {'demo': _demo, 'fit': _fit, 'predict': _predict, 'benchmark': _benchmark, 'ablate': _ablate, 'export': _export}.get(args.command)
     if args.command == 'data': run = _make_toy
-    warnings.filterwarnings('always', category=TocoadWarning)  # ours always show, whatever PYTHONWARNINGS says
-    show = warnings.showwarning
-    warnings.showwarning = lambda msg, cat, *a, **k: print(f'tocoad: warning: {msg}', file=sys.stderr) if issubclass(cat, TocoadWarning) else show(msg, cat, *a, **k)
+    warnings.filterwarnings('always', category=TocoadWarning)  # ours always show, whatever PYTHONWARNINGS says (as one line: tocoad.core's format)
     try: run(args)
     except TocoadError as e:
         print(f'tocoad: error: {one_line(e)}', file=sys.stderr); sys.exit(2)

@@ -6,7 +6,8 @@ without centre crop, coreset 10 %, b = 9, batch 32, test images preloaded as ten
 run, so the ratios are comparable even on a noisy machine. The peer is anomalib's `PatchcoreModel` given *our* bank
 (same backbone, weights, tensors and bank size), so only its inference code differs.
 With `--texture DIR`, the synthetic uniform texture of issue 21 instead (`shared/tools/make_texture.py DIR --h H --w W
---train 200`, written there if missing), where the probe calibrates to most cells; `--size H W` sets the input size
+--train 200`, written there if missing), where the probe calibrates to most cells and the bfloat16 screen competes
+with the exact search; `--size H W` sets the input size
 (default: 256 × 256 for bottle, 640 × 256 for the texture). The search's share of the bare forward is printed beside
 the ratios (issue 21's goal: at most 50 %).
 Usage: python benchmarks/bench_predict.py [--data ../shared/data/mvtec_ad] [--category bottle] [--threads 2]
@@ -19,6 +20,8 @@ from _results import write_result
 from tocoad.core import data_root
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import torch
+
+SEARCH_KEYS = ('knn_choice', 'knn_exact_ms', 'knn_cells_ms', 'knn_cells_probe', 'knn_screen_ms', 'knn_screen_groups')  # the search timings at fit, as recorded
 
 def median_time(fn, batches, repeats):
     "Median over `repeats` of the seconds one pass of `fn` over all `batches` takes (after one warm-up batch)."
@@ -101,7 +104,7 @@ if __name__ == '__main__':
     if a.texture: a.size = a.size or [640, 256]; a.data, a.category = str(texture_data(Path(a.texture), a.size, train=a.train)), 'texture'
     a.size = a.size or [256, 256]; tag = a.category + ('' if a.size == [256, 256] and not a.texture else f'_{a.size[0]}x{a.size[1]}')
     from tocoad.data import load_samples, AnomalyDataset
-    from tocoad.search import NearestNeighbours
+    from tocoad.search import NearestNeighbours, SCREEN_GROUP
     m = fitted_model(a); cfg = m.cfg
     ds = AnomalyDataset(load_samples(a.data, a.category, split='test'), m.transform)
     x = torch.stack([ds[i]['image'] for i in range(len(ds))]); n = len(x)
@@ -112,25 +115,27 @@ if __name__ == '__main__':
     steps, peer = predict_steps(m, batches, a.repeats)
     ours = steps['tocoad predict (all of it)']; qs = query_sets(m, batches); exact = NearestNeighbours(m.bank.vectors)
     for k, s in steps.items(): print(f'  {k:40} {n / s:8.1f} images/s   {1000 * s / n:7.1f} ms/image')
-    ivf_info = None
-    if m.bank.search_kind == 'ivf':
+    approx = None
+    if m.bank.search_kind in ('ivf', 'screen'):
         found = torch.cat([m.bank.knn.search(q, 1)[0][:, 0] for q in qs]); ex = torch.cat([exact.search(q, 1)[0][:, 0] for q in qs])
-        print(f'ivf: {len(m.bank.cells[0])} cells, probe {m.bank.probe} (calibrated recall {m.bank.probe_recall:.4f} on held-out training patches); '
+        knob = f'{len(m.bank.cells[0])} cells, probe {m.bank.probe}' if m.bank.cells else f'{m.bank.knn.groups} groups of {SCREEN_GROUP}, {m.bank.candidates} re-ranked'
+        print(f'{m.bank.search_kind}: {knob} (calibrated recall {m.bank.probe_recall:.4f} on held-out training patches); '
               f'on the {len(found)} test patches: exact neighbour found for {(found <= ex * (1 + 1e-5) + 1e-6).float().mean():.4f}, '
               f'largest relative distance excess {((found - ex) / ex.clamp(min=1e-6)).max():.4f}')
         samples = load_samples(a.data, a.category, split='test'); r_ivf = m.evaluate(samples, progress=False)
         with m.bank.exact_search(): r_flat = m.evaluate(samples, progress=False)
-        print('metrics with the ivf search vs the exact search: ' + ', '.join(f'{k} {r_ivf[k]:.4f} vs {r_flat[k]:.4f}' for k in ('image_auroc', 'pixel_auroc', 'pixel_aupro')))
-        ivf_info = dict(cells=len(m.bank.cells[0]), probe=m.bank.probe, test_patches=len(found), exact_found=round(float((found <= ex * (1 + 1e-5) + 1e-6).float().mean()), 5),
+        print(f'metrics with the {m.bank.search_kind} search vs the exact search: ' + ', '.join(f'{k} {r_ivf[k]:.4f} vs {r_flat[k]:.4f}' for k in ('image_auroc', 'pixel_auroc', 'pixel_aupro')))
+        approx = dict(kind=m.bank.search_kind, cells=len(m.bank.cells[0]) if m.bank.cells else None, probe=m.bank.probe, groups=None if m.bank.cells else m.bank.knn.groups,
+                        candidates=m.bank.candidates, test_patches=len(found), exact_found=round(float((found <= ex * (1 + 1e-5) + 1e-6).float().mean()), 5),
                         largest_excess=round(float(((found - ex) / ex.clamp(min=1e-6)).max()), 4), metrics={k: [round(r_ivf[k], 4), round(r_flat[k], 4)] for k in ('image_auroc', 'pixel_auroc', 'pixel_aupro')})
     fwd = steps['bare timm forward (whole classifier)']; search = steps[f'neighbour search, model ({m.bank.search_kind})']
     print(f'search choice at fit: {m.timings.get("knn_choice", "(not timed)")}; exact {m.timings.get("knn_exact_ms")} ms, cells {m.timings.get("knn_cells_ms")} ms '
-          f'(probe {m.timings.get("knn_cells_probe")}) on 2,048 held-out patches')
+          f'(probe {m.timings.get("knn_cells_probe")}), screen {m.timings.get("knn_screen_ms")} ms (groups {m.timings.get("knn_screen_groups")}) on 2,048 held-out patches')
     print(f'search / bare forward: {search / fwd:.2f} (goal <= 0.5)')
     print(f'predict / bare forward: {fwd / ours:.2f} (goal >= 0.6)')
     if peer is not None: print(f'predict / anomalib: {steps["anomalib PatchcoreModel, same bank"] / ours:.2f} (goal >= 1.5)')
     write_result(f'predict_{tag}', dict(what=f'model-only prediction on {n} preloaded {a.category} test tensors {tuple(x.shape[1:])}, batch {a.batch}, {a.threads} threads, median of {a.repeats} passes',
                  bank=list(m.bank.vectors.shape), search=m.bank.search_kind, probe=m.bank.probe,
-                 search_choice={k: m.timings.get(k) for k in ('knn_choice', 'knn_exact_ms', 'knn_cells_ms', 'knn_cells_probe')}, search_over_forward=round(search / fwd, 3), ms_per_image={k: round(1000 * s / n, 2) for k, s in steps.items()},
+                 search_choice={k: m.timings.get(k) for k in SEARCH_KEYS}, search_over_forward=round(search / fwd, 3), ms_per_image={k: round(1000 * s / n, 2) for k, s in steps.items()},
                  predict_over_forward=round(fwd / ours, 3), peer_over_predict=round(steps['anomalib PatchcoreModel, same bank'] / ours, 3) if peer is not None else None,
-                 ivf=ivf_info))
+                 approximate=approx))

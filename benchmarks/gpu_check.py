@@ -31,7 +31,7 @@ def prediction(root, category, size, device, preset_name, repeats, work):
     steps, peer = predict_steps(m, list(x.split(32)), repeats)
     ms = {k: round(1000 * s / n, 3) for k, s in steps.items()}
     fwd, ours = steps['bare timm forward (whole classifier)'], steps['tocoad predict (all of it)']
-    row = dict(data=category, size=list(size), fit_s=round(fit_s, 1), search=m.bank.search_kind, search_choice={k: m.timings.get(k) for k in ('knn_choice', 'knn_exact_ms', 'knn_cells_ms', 'knn_cells_probe')},
+    row = dict(data=category, size=list(size), fit_s=round(fit_s, 1), search=m.bank.search_kind, search_choice={k: m.timings.get(k) for k in ('knn_choice', 'knn_exact_ms', 'knn_cells_ms', 'knn_cells_probe', 'knn_screen_ms', 'knn_screen_groups')},
                ms_per_image=ms, predict_over_forward=round(fwd / ours, 3), search_over_forward=round(steps[f'neighbour search, model ({m.bank.search_kind})'] / fwd, 3),
                peer_over_predict=round(steps['anomalib PatchcoreModel, same bank'] / ours, 3) if peer is not None else None)
     print(f"  predict {category} {size}: {n / ours:.1f} images/s, {row['predict_over_forward']}x the bare forward, peer ratio {row['peer_over_predict']}, "

@@ -5,7 +5,7 @@ import torch
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 from tocoad.memory import greedy_coreset_simple, MemoryBank, covering_radius, CELLS_MARGIN
-from tocoad.search import greedy_coreset, greedy_coreset_cells, NearestNeighbours, ivf_cells
+from tocoad.search import greedy_coreset, greedy_coreset_cells, NearestNeighbours, ivf_cells, tune_probe
 from tocoad.metrics import aupro, auroc, evaluate_scores
 
 def clustered(n=6000, d=24, k=40, seed=0):
@@ -132,20 +132,51 @@ def test_a_probe_over_most_cells_is_the_exact_search_not_a_loop(monkeypatch):
     assert torch.equal(d, flat[0]) and torch.equal(i, flat[1])  # 31 of 60 cells: the exact answer
     assert n_calls == 1  # by one matrix product (one chunk of 200 queries against the bank), not one per probed cell
 
-def test_auto_search_keeps_exact_on_a_uniform_bank_and_cells_on_a_clustered_one():
+def test_auto_search_drops_the_cells_on_a_uniform_bank_and_follows_the_timings():
     uniform = torch.randn(20000, 32, generator=torch.Generator().manual_seed(5))  # a uniform texture's patches: no clumps
     u = MemoryBank(0.5, reweight_b=0).fit(uniform)
     t = u.search_timings
-    assert u.search_kind == 'flat' and u.cells is None and t['knn_choice'] == 'exact' and t['knn_exact_ms'] > 0 and t['knn_cells_ms'] > 0
-    p, K = map(int, t['knn_cells_probe'].split('/')); assert p > 0.5 * K  # calibration asked for most cells
+    p, K = map(int, t['knn_cells_probe'].split('/')); assert p > 0.5 * K  # calibration asked for most cells: the cells are out
+    assert t['knn_exact_ms'] > 0 and t['knn_cells_ms'] > 0 and t['knn_screen_ms'] > 0 and u.cells is None
+    won = 'screen' if t['knn_screen_ms'] < CELLS_MARGIN * t['knn_exact_ms'] else 'exact'  # the choice follows this run's timings (none is asserted: the machine may be busy)
+    assert (u.search_kind, t['knn_choice']) == ({'screen': 'screen', 'exact': 'flat'}[won], won), t
+    assert won == 'exact' or u.probe_recall >= 0.999  # the screen kept meets the recall target on the held-out patches
     data = clustered(24000, 24, k=120); x, normal = data[:22000], data[22000:]
     cl = MemoryBank(0.3, reweight_b=0).fit(x); t = cl.search_timings
     p, K = map(int, t['knn_cells_probe'].split('/')); assert p <= 0.5 * K  # clumps: a few cells find the neighbour
-    fast = t['knn_cells_ms'] < CELLS_MARGIN * t['knn_exact_ms']  # the choice follows this run's timings (no timing is asserted: the machine may be busy)
-    assert cl.search_kind == ('ivf' if fast else 'flat') and t['knn_choice'] == ('cells' if fast else 'exact'), t
+    ms = {'cells': t['knn_cells_ms'], 'screen': t['knn_screen_ms']}; best = min(ms, key=ms.get)
+    won = best if ms[best] < CELLS_MARGIN * t['knn_exact_ms'] else 'exact'
+    assert cl.search_kind == {'cells': 'ivf', 'screen': 'screen', 'exact': 'flat'}[won] and t['knn_choice'] == won, t
     cl = MemoryBank(0.3, reweight_b=0, knn_index='ivf').fit(x)  # the cells' answers, whichever was faster here
     r_cells = cl.score(normal)[0]
     with cl.exact_search(): r_exact = cl.score(normal)[0]
     assert (r_cells >= r_exact - 1e-3).all() and ((r_cells - r_exact) > 1e-3 * r_exact).float().mean() < 0.005  # equal to exact within the recall target
     forced = MemoryBank(0.5, reweight_b=0, knn_index='ivf').fit(uniform)
     assert forced.search_kind == 'ivf' and forced.search_timings['knn_choice'] == 'cells'  # asked for cells: kept (and searched exactly, above half the cells)
+
+@pytest.mark.parametrize('data', ['uniform', 'clumped'])
+def test_screen_search_against_brute_force(data):
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(5003, 40, generator=g) if data == 'uniform' else clustered(5003, 40, k=60, seed=7)  # 5,003: the last group filled up
+    q = torch.randn(900, 40, generator=g) if data == 'uniform' else clustered(900, 40, k=60, seed=8)
+    brute = torch.cdist(q.double(), x.double()).topk(5, largest=False)
+    every = NearestNeighbours(x, kind='screen', candidates=10**6)  # every group re-ranked: the exact answer in float32
+    d, i = every.search(q, 5)
+    assert torch.equal(i, brute.indices) and torch.allclose(d.double(), brute.values, atol=1e-4)
+    one = NearestNeighbours(x, kind='screen', candidates=1)
+    assert (one.search(q, 1)[1][:, 0] == brute.indices[:, 0]).float().mean() < 1  # bfloat16 alone swaps near ties: the re-ranking has work to do
+    nn = NearestNeighbours(x, kind='screen'); r, got = tune_probe(nn, q[:400], recall=0.999)
+    assert got >= 0.999 and nn.candidates == r and r < nn.groups
+    d, i = nn.search(q[400:], 5)
+    assert (i[:, 0] == brute.indices[400:, 0]).float().mean() >= 0.995  # fresh queries: calibration holds
+    found = i[:, 0] == brute.indices[400:, 0]
+    assert torch.allclose(d[found, 0].double(), brute.values[400:][found, 0], atol=1e-4)  # and its distances are float32's
+    assert (d[:, 0].double() >= brute.values[400:, 0] - 1e-4).all()  # a miss is a farther vector, never a nearer one
+    assert i.max() < len(x) and all(len(set(row)) == 5 for row in i.tolist())  # the fill-up copies of the last row never come back
+
+def test_screen_is_refused_with_faiss_and_the_sizes_say_where_it_runs():
+    from tocoad.core import TocoadError
+    with pytest.raises(TocoadError, match="use knn_backend='torch'"): NearestNeighbours(torch.randn(100, 8), 'faiss', kind='screen')
+    with pytest.raises(TocoadError, match="knn_backend='torch'"): MemoryBank(1.0, knn_index='screen', knn_backend='faiss').index_bank(torch.randn(100, 8), torch.randn(10, 8))
+    from tocoad.core import preset
+    with pytest.raises(TocoadError, match="knn_index='screen' is not allowed"): preset('tiny', knn_index='screen', knn_backend='faiss')  # at the config, before any work

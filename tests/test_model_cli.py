@@ -157,6 +157,29 @@ def test_float16_bank_halves_the_file_and_keeps_the_scores(fitted, toy, tmp_path
     assert (p16 / 'bank.safetensors').stat().st_size < 0.6 * (p32 / 'bank.safetensors').stat().st_size
     torch.testing.assert_close(loaded.predict(paths)['scores'], m32.predict(paths)['scores'], rtol=0.01, atol=0)
 
+@pytest.fixture(scope='module')
+def fitted_screen(toy, tmp_path_factory):
+    m = ToCoAD(preset('cpu', stages='none', device='cpu', knn_index='screen', coreset_ratio=0.5)).fit(load_samples(toy, 'washer'), progress=False)
+    return m, m.save(tmp_path_factory.mktemp('model_screen') / 'model')
+
+def test_screen_model_scores_like_the_exact_search_and_survives_save_load(fitted_screen, toy, tmp_path):
+    from safetensors.torch import load_file, save_file
+    import shutil
+    m, path = fitted_screen; paths = [s.path for s in load_samples(toy, 'washer', split='test')]
+    assert m.bank.search_kind == 'screen' and m.timings['knn_index'] == 'screen' and m.timings['knn_screen_candidates'] == m.bank.candidates
+    assert m.timings['knn_choice'] == 'screen' and m.timings['knn_probe_recall'] >= 0.999 and 'screen' in repr(m)
+    a = m.predict(paths)
+    with m.bank.exact_search(): exact = m.predict(paths)
+    assert (a['raw_scores'] >= exact['raw_scores'] - 1e-3).all()
+    torch.testing.assert_close(a['scores'], exact['scores'], rtol=0.02, atol=0)
+    b = ToCoAD.load(path)
+    assert b.bank.search_kind == 'screen' and b.bank.candidates == m.bank.candidates
+    torch.testing.assert_close(b.predict(paths)['maps'], a['maps'])
+    for bad_value in (torch.tensor([0]), torch.tensor([10**9]), torch.tensor([2.0])):
+        bad = tmp_path / f'bad{len(list(tmp_path.iterdir()))}'; shutil.copytree(path, bad)
+        t = load_file(str(bad / 'bank.safetensors')); t['screen_candidates'] = bad_value; save_file(t, str(bad / 'bank.safetensors'))
+        with pytest.raises(TocoadError, match='screen_candidates does not fit the bank'): ToCoAD.load(bad)
+
 def test_corrupt_search_cells_are_refused(fitted_ivf, tmp_path):
     import shutil
     from safetensors.torch import load_file, save_file

@@ -165,7 +165,7 @@ DEMO_CATEGORIES = ('brick', 'gravel', 'washer')  # what `tocoad demo` runs unles
 CHOICES = {  # every field that takes one of a few values, with those values: defined here once, checked by `check_field`
     'stages': STAGES, 'generator': GENERATORS, 'val_generator': ('auto',) + GENERATORS, 'neg_loss': NEG_LOSSES, 'cl_method': CL_METHODS,
     'stage2_bn': BN_MODES, 'stage2_guard': GUARDS, 'coreset_method': ('projected', 'exact'), 'coreset_greedy': ('auto', 'global', 'cells'),
-    'knn_backend': ('torch', 'faiss'), 'knn_index': ('auto', 'flat', 'ivf'), 'bank_dtype': ('float32', 'float16'),
+    'knn_backend': ('torch', 'faiss'), 'knn_index': ('auto', 'flat', 'ivf', 'screen'), 'bank_dtype': ('float32', 'float16'),
     'patch_pool_pad': ('include', 'exclude'), 'map_scores': ('reweighted', 'raw'), 'map_upsample': ('bilinear', 'nearest')}
 
 # %% ../nbs/00_core.ipynb #2979380f
@@ -248,7 +248,7 @@ class _MemoryFields:
     coreset_greedy:str = 'auto' # 'global' (exact greedy), 'cells' (greedy within k-means cells: scales to millions of patches) or 'auto' ('cells' from 50,000 patches: every MVTec AD bank at 224 px) (ours: the cells, and the switch)
     reweight_b:int = 9 # b nearest neighbours of c* in Eq. 9 (0: plain nearest-neighbour distance) (ours: PatchCore's b = 9)
     knn_backend:str = 'torch' # 'torch' or 'faiss'
-    knn_index:str = 'auto' # 'flat' (exact search), 'ivf' (k-means cells, probe calibrated to find 99.9 % of exact neighbours) or 'auto' (ivf from 4,096 bank vectors) (ours)
+    knn_index:str = 'auto' # 'flat' (exact search), 'ivf' (k-means cells) or 'screen' (bfloat16, re-ranked in float32), each calibrated to find 99.9 % of exact neighbours, or 'auto' (from 4,096 bank vectors, the fastest of the three, timed at fit) (ours)
     bank_dtype:str = 'float32' # 'float16' halves the bank's memory (distances still in float32)
     patch_pool_pad:str = 'include' # border patches count the zero padding in their 3×3 average (PatchCore's; measured better) or 'exclude' it
     map_scores:str = 'reweighted' # the map from Eq. 9's scores (the paper) or 'raw' Eq. 8 distances (PatchCore); the image score is Eq. 9's either way
@@ -328,6 +328,7 @@ def validate(self:ToCoADConfig):
     need(len(self.decoder_head) == 2 and min(self.decoder_head) >= 1, 'decoder_head', allowed='two channel counts >= 1, e.g. (64, 32)')
     need(not (self.checkpoint_F and self.stage2_bn == 'train'), 'checkpoint_F',  # the recomputation re-runs batch norm in train mode: F's running statistics would move twice per step
          allowed="False with stage2_bn='train' (F's recomputed forward would update its batch-norm statistics twice per step); 'recalibrate' or 'frozen' allow it")
+    need(not (self.knn_index == 'screen' and self.knn_backend == 'faiss'), 'knn_index', allowed="'flat', 'ivf' or 'auto' with knn_backend='faiss' ('screen' is a torch search)")
     need(len(self.lr_milestones) > 0 and all(_num(m, False) and 0 < m <= 1 for m in self.lr_milestones), 'lr_milestones', allowed='fractions of the epochs in (0, 1]')
 
 # %% ../nbs/00_core.ipynb #f5635fbb

@@ -13,9 +13,9 @@ from .core import TocoadError, hw, check_field
 from .search import random_projection, greedy_coreset, greedy_coreset_cells, NearestNeighbours, ivf_cells, tune_probe, time_search, CELLS_MAX_SHARE
 
 # %% auto #0
-__all__ = ['CELLS_FROM', 'IVF_FROM', 'CELLS_MARGIN', 'aggregate_patches', 'greedy_coreset_simple', 'covering_radius',
-           'reweighted_score', 'MemoryBank', 'gaussian_smooth', 'anomaly_map', 'embed', 'embed_dataset',
-           'score_patches']
+__all__ = ['CELLS_FROM', 'IVF_FROM', 'CELLS_MARGIN', 'SEARCH_NAMES', 'aggregate_patches', 'greedy_coreset_simple',
+           'covering_radius', 'reweighted_score', 'MemoryBank', 'gaussian_smooth', 'anomaly_map', 'embed',
+           'embed_dataset', 'score_patches']
 
 # %% ../nbs/08_memory.ipynb #ac0f0c93
 def aggregate_patches(feats:dict, # F's feature maps by layer name
@@ -82,16 +82,16 @@ class MemoryBank:
                  coreset_projection:int=128, # dimension of that projection
                  reweight_b:int=9, # neighbours in Eq. 9 (0: plain nearest-neighbour distance)
                  knn_backend:str='torch', seed:int=0,
-                 knn_index:str='auto', # 'flat' (exact search), 'ivf' (k-means cells) or 'auto' ('ivf' from `IVF_FROM` bank vectors on)
+                 knn_index:str='auto', # 'flat' (exact search), 'ivf' (k-means cells), 'screen' (bfloat16, re-ranked) or 'auto' (the fastest of the three, timed at fit, from `IVF_FROM` bank vectors on)
                  bank_dtype:str='float32', # 'float16' halves the bank's memory; distances are still computed in float32
-                 recall:float=0.999, # 'ivf': the share of held-out normal patches whose exact nearest neighbour it must find
+                 recall:float=0.999, # 'ivf' and 'screen': the share of held-out normal patches whose exact nearest neighbour it must find
                  coreset_greedy:str='auto'): # 'global' (the exact greedy), 'cells' (greedy within k-means cells) or 'auto' ('cells' from `CELLS_FROM` patches)
         for k in self.config_fields: setattr(self, k, check_field(k, locals()[k], where='MemoryBank'))  # the config's own checks, under the config's names
         self.recall = recall
         self.vectors = self.neighbours = self.knn = self.cells = self.probe_recall = self.selected_by = self.search_timings = None
 
     def fit(self, features:torch.Tensor, progress:bool=False)->'MemoryBank':
-        "Select the coreset of the N×D `features`, then index it; patches left out of the coreset calibrate the 'ivf' search."
+        "Select the coreset of the N×D `features`, then index it; patches left out of the coreset calibrate the approximate searches."
         if len(features) == 0: raise TocoadError('no training features to build the memory bank from')
         n = max(1, int(round(self.coreset_ratio * len(features))))
         if n >= len(features): self.selected_by = 'all'; return self.index_bank(features)
@@ -104,39 +104,66 @@ class MemoryBank:
 
 # %% ../nbs/08_memory.ipynb #b8427053
 @patch
-def set_bank(self:MemoryBank, vectors:torch.Tensor, neighbours:torch.Tensor|None=None, cells:tuple|None=None, probe:int|None=None)->'MemoryBank':
-    "Use `vectors` as they are (with their cells and probe for 'ivf'); compute each one's `reweight_b` neighbours unless given."
+def set_bank(self:MemoryBank, vectors:torch.Tensor, neighbours:torch.Tensor|None=None, cells:tuple|None=None, probe:int|None=None, candidates:int|None=None)->'MemoryBank':
+    "Use `vectors` as they are (with their cells and probe for 'ivf', the groups re-ranked for 'screen'); compute each one's `reweight_b` neighbours unless given."
     self.vectors = vectors.to(getattr(torch, self.bank_dtype)).contiguous(); self.cells = cells
-    self.knn = NearestNeighbours(self.vectors, self.knn_backend, 'ivf' if cells else 'flat', *(cells or (None, None)), probe or 1)
+    kind = 'ivf' if cells else 'screen' if candidates else 'flat'
+    self.knn = NearestNeighbours(self.vectors, self.knn_backend, kind, *(cells or (None, None)), probe or 1, candidates=candidates or 1)
     b = min(self.reweight_b, len(vectors)) if len(vectors) > 1 else 0  # a one-vector bank has no neighbours to reweight by: plain distance
     if neighbours is None and b > 0:  # exact neighbours where that is affordable
         neighbours = (NearestNeighbours(self.vectors) if len(vectors) <= 65536 else self.knn).search(self.vectors, b)[1]
     self.neighbours = neighbours if b > 0 else None
     return self
 
+# %% ../nbs/08_memory.ipynb #b0b0b002
+@patch(as_prop=True)
+def size(self:MemoryBank)->int: return 0 if self.vectors is None else len(self.vectors)
+@patch(as_prop=True)
+def search_kind(self:MemoryBank)->str|None: return None if self.knn is None else self.knn.kind
+@patch(as_prop=True)
+def probe(self:MemoryBank)->int|None: return self.knn.probe if self.search_kind == 'ivf' else None
+@patch(as_prop=True)
+def candidates(self:MemoryBank)->int|None: return self.knn.candidates if self.search_kind == 'screen' else None
+
+@patch
+@contextlib.contextmanager
+def exact_search(self:MemoryBank):
+    "Within the `with` block, the bank searches every vector exactly (`NearestNeighbours`, 'flat'); its own search comes back after."
+    own = self.knn; self.knn = NearestNeighbours(self.vectors)
+    try: yield self
+    finally: self.knn = own
+
 # %% ../nbs/08_memory.ipynb #a64b5e2c
 IVF_FROM = 4096  # below this many bank vectors, knn_index='auto' searches them all
-CELLS_MARGIN = 0.8  # 'auto' keeps the cells only when they take less than this share of exact search's time: on a near tie, exact (the same answer every time)
+CELLS_MARGIN = 0.8  # 'auto' keeps an approximate search only when it takes less than this share of exact search's time: on a near tie, exact (the same answer every time)
+SEARCH_NAMES = {'flat': 'exact', 'ivf': 'cells', 'screen': 'screen'}  # the kinds as `search_timings` and report.md name them
 
 @patch
 def index_bank(self:MemoryBank, vectors:torch.Tensor, queries:torch.Tensor|None=None)->'MemoryBank':
-    """Keep `vectors` (sorted by cell for 'ivf', probe tuned on `queries`; 'auto' without queries searches exactly) and precompute each one's `reweight_b` neighbours.
-    With cells and `queries`, both searches are timed on them (`search_timings`); 'auto' keeps the cells only when they took under `CELLS_MARGIN` of exact's time
-    (so the choice rests on this machine's timings: a run that must repeat bit for bit sets knn_index='flat' or 'ivf')."""
+    """Keep `vectors` (sorted by cell for 'ivf' and 'auto'), tune the approximate search on `queries` and precompute each one's `reweight_b` neighbours.
+    With `queries`, the searches are timed on them (`search_timings`); 'auto' keeps the faster of the cells and the screen only when it took under `CELLS_MARGIN`
+    of exact's time (so the choice rests on this machine's timings: a run that must repeat bit for bit sets knn_index 'flat', 'ivf' or 'screen')."""
     vectors = vectors.float().contiguous(); cells = probe = None
     self.probe_recall = None; self.search_timings = {}
-    if self.knn_index == 'ivf' or (self.knn_index == 'auto' and len(vectors) >= IVF_FROM and queries is not None and len(queries)):
+    q = queries if queries is not None and len(queries) else None
+    auto = self.knn_index == 'auto' and len(vectors) >= IVF_FROM and q is not None
+    if self.knn_index == 'ivf' or auto:
         order, c, off = ivf_cells(vectors, seed=self.seed); vectors, cells = vectors[order.to(vectors.device)], (c, off)
         probe = max(1, len(c) // 8)
-    self.set_bank(vectors, cells=cells, probe=probe)
-    if cells is not None and queries is not None and len(queries):
-        self.probe_recall = tune_probe(self.knn, queries, recall=self.recall)[1]
-        q, exact = queries[:2048].float().to(self.vectors.device), NearestNeighbours(self.vectors, self.knn_backend)
-        t_exact, t_cells = time_search(exact, q), time_search(self.knn, q)
-        keep = self.knn_index == 'ivf' or (self.knn.probe <= CELLS_MAX_SHARE * len(c) and t_cells < CELLS_MARGIN * t_exact)  # above that share the 'cells' search is the exact one
-        self.search_timings = dict(knn_exact_ms=round(1000 * t_exact, 2), knn_cells_ms=round(1000 * t_cells, 2), knn_cells_probe=f'{self.knn.probe}/{len(c)}',
-                                   knn_choice='cells' if keep else 'exact')
-        if not keep: self.knn, self.cells = exact, None  # the cells lost: search exactly (same vectors, same neighbour table)
+    self.set_bank(vectors, cells=cells, probe=probe, candidates=4 if self.knn_index == 'screen' else None)
+    if q is None or self.search_kind == 'flat': return self
+    tried = {self.search_kind: self.knn} | ({'screen': NearestNeighbours(self.vectors, kind='screen')} if auto and self.knn_backend == 'torch' else {})
+    recall = {k: tune_probe(nn, q, recall=self.recall)[1] for k, nn in tried.items()}
+    qt, exact = q[:2048].float().to(self.vectors.device), NearestNeighbours(self.vectors, self.knn_backend)
+    ms = {'flat': 1000 * time_search(exact, qt)} | {k: 1000 * time_search(nn, qt) for k, nn in tried.items()}
+    fair = [k for k in tried if k != 'ivf' or tried[k].probe <= CELLS_MAX_SHARE * len(c)]  # above that share the 'cells' search is the exact one
+    best = min(fair, key=ms.get, default=None)
+    choice = self.search_kind if not auto else best if best and ms[best] < CELLS_MARGIN * ms['flat'] else 'flat'  # asked for: kept
+    self.search_timings = {f'knn_{SEARCH_NAMES[k]}_ms': round(v, 2) for k, v in ms.items()} | (
+        {'knn_cells_probe': f"{tried['ivf'].probe}/{len(c)}"} if 'ivf' in tried else {}) | (
+        {'knn_screen_groups': f"{tried['screen'].candidates}/{tried['screen'].groups}"} if 'screen' in tried else {}) | {'knn_choice': SEARCH_NAMES[choice]}
+    self.knn = exact if choice == 'flat' else tried[choice]; self.probe_recall = recall.get(choice)
+    if choice != 'ivf': self.cells = None  # the cells lost: the same vectors and neighbour table, searched another way
     return self
 
 # %% ../nbs/08_memory.ipynb #7efd9609
@@ -154,34 +181,20 @@ def score(self:MemoryBank, q:torch.Tensor, # N×D query patch features
 # %% ../nbs/08_memory.ipynb #b50ef636
 @patch
 def state(self:MemoryBank)->dict:
-    "The bank's tensors, to save (the file's keys): the vectors ('bank'), their neighbour table ('bank_knn') and, for 'ivf', the cells and the probe."
+    "The bank's tensors, to save (the file's keys): the vectors ('bank'), their neighbour table ('bank_knn'), for 'ivf' the cells and the probe, for 'screen' its groups."
     t = {'bank': self.vectors} | ({'bank_knn': self.neighbours} if self.neighbours is not None else {})
     if self.cells: t |= dict(ivf_centroids=self.cells[0], ivf_offsets=self.cells[1], ivf_probe=torch.tensor([self.knn.probe]))
+    if self.search_kind == 'screen': t['screen_candidates'] = torch.tensor([self.knn.candidates])
     return {k: v.cpu().contiguous() for k, v in t.items()}
 
 # %% ../nbs/08_memory.ipynb #2b72a472
 @patch
 def load_state(self:MemoryBank, t:dict, device='cpu')->'MemoryBank':
-    "Use the tensors `state` wrote (checked by the caller); a bank saved without cells is searched exactly."
+    "Use the tensors `state` wrote (checked by the caller); a bank saved without cells or screen is searched exactly."
     cells = (t['ivf_centroids'].to(device), t['ivf_offsets']) if 'ivf_centroids' in t else None
     knn = t['bank_knn'].to(device) if 'bank_knn' in t else None
-    return self.set_bank(t['bank'].to(device), knn, cells=cells, probe=int(t['ivf_probe'][0]) if cells else None)
-
-# %% ../nbs/08_memory.ipynb #b0b0b002
-@patch(as_prop=True)
-def size(self:MemoryBank)->int: return 0 if self.vectors is None else len(self.vectors)
-@patch(as_prop=True)
-def search_kind(self:MemoryBank)->str|None: return None if self.knn is None else self.knn.kind
-@patch(as_prop=True)
-def probe(self:MemoryBank)->int|None: return self.knn.probe if self.search_kind == 'ivf' else None
-
-@patch
-@contextlib.contextmanager
-def exact_search(self:MemoryBank):
-    "Within the `with` block, the bank searches every vector exactly (`NearestNeighbours`, 'flat'); its own search comes back after."
-    own = self.knn; self.knn = NearestNeighbours(self.vectors)
-    try: yield self
-    finally: self.knn = own
+    return self.set_bank(t['bank'].to(device), knn, cells=cells, probe=int(t['ivf_probe'][0]) if cells else None,
+                         candidates=int(t['screen_candidates'][0]) if 'screen_candidates' in t else None)
 
 # %% ../nbs/08_memory.ipynb #936341f4
 def gaussian_smooth(m:torch.Tensor, # B×1×H×W maps

@@ -22,6 +22,7 @@ from .parts import create_part
 from .training import train_tocoad, weight_change, feature_similarity
 from . import memory  # memory.embed: the model's own embed (below) is the same through its F
 from .memory import MemoryBank, anomaly_map, embed_dataset, score_patches
+from .search import SCREEN_GROUP
 from .validation import validation_split, Guard
 from .metrics import evaluate_scores, best_f1_threshold
 
@@ -176,7 +177,7 @@ def fit_bank(self:ToCoAD, samples:list[Sample], progress:bool=True)->ToCoAD:
     flat = feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])
     t2 = time.perf_counter(); self.bank.fit(flat.to(rt.device), progress and rt.main)
     self.timings.update(features_s=t2 - t1, coreset_s=time.perf_counter() - t2, n_patches=len(flat), bank_size=self.bank.size,
-                        coreset_greedy=self.bank.selected_by, knn_index=self.bank.search_kind, knn_probe=self.bank.probe, knn_probe_recall=self.bank.probe_recall, **(self.bank.search_timings or {}))
+                        coreset_greedy=self.bank.selected_by, knn_index=self.bank.search_kind, knn_probe=self.bank.probe, knn_screen_candidates=self.bank.candidates, knn_probe_recall=self.bank.probe_recall, **(self.bank.search_timings or {}))
     return self
 
 # %% ../nbs/10_model.ipynb #c215a7a7
@@ -260,7 +261,7 @@ def predict(self:ToCoAD, images, # a normalised B×3×H×W tensor, or what `as_i
 def __repr__(self:ToCoAD)->str:
     c, b = self.cfg, self.bank
     bank = 'not fitted' if b.vectors is None else f'bank {b.size}×{b.vectors.shape[1]} {str(b.vectors.dtype).split(".")[-1]}, search ' + (
-        f'ivf {b.probe}/{len(b.cells[0])} cells' if b.cells else 'exact')
+        f'ivf {b.probe}/{len(b.cells[0])} cells' if b.cells else f'screen {b.candidates}/{b.knn.groups} groups' if b.search_kind == 'screen' else 'exact')
     th = f", thresholds image {self.thresholds['image']:.4g} pixel {self.thresholds['pixel']:.4g}" if self.thresholds else ''
     return f'ToCoAD(backbone={c.backbone!r}, stages={c.stages!r}, image_size={c.image_size}, memory_layers={list(c.memory_layers)}, {bank}{th})'
 
@@ -365,6 +366,10 @@ def _check_bank(t:dict, where:Path):
         ok = (off is not None and p is not None and c.ndim == 2 and c.shape[1] == t['bank'].shape[1] and bool(torch.isfinite(c).all()) and not off.is_floating_point()
               and off.shape == (len(c) + 1,) and off[0] == 0 and off[-1] == len(t['bank']) and bool((off.diff() >= 0).all()) and p.numel() == 1 and 1 <= int(p) <= len(c))
         if not ok: raise TocoadError(f'{where}: the search cells (ivf_centroids, ivf_offsets, ivf_probe) do not fit the bank: the model is corrupt; fit it again')
+    if 'screen_candidates' in t:
+        r = t['screen_candidates']
+        if r.is_floating_point() or r.numel() != 1 or not 1 <= int(r) <= -(-len(t['bank']) // SCREEN_GROUP) or 'ivf_centroids' in t:
+            raise TocoadError(f'{where}: screen_candidates does not fit the bank (1 to {-(-len(t["bank"]) // SCREEN_GROUP)} groups, no cells): the model is corrupt; fit it again')
 
 # %% ../nbs/10_model.ipynb #464a17a3
 def _digest(path:Path)->str:

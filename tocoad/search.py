@@ -13,8 +13,8 @@ from tqdm.auto import tqdm
 from .core import TocoadError, check_field
 
 # %% auto #0
-__all__ = ['CELLS_MAX_SHARE', 'random_projection', 'greedy_coreset', 'NearestNeighbours', 'nearest_rows', 'kmeans', 'ivf_cells',
-           'tune_probe', 'time_search', 'greedy_coreset_cells']
+__all__ = ['CELLS_MAX_SHARE', 'SCREEN_GROUP', 'random_projection', 'greedy_coreset', 'NearestNeighbours', 'nearest_rows',
+           'kmeans', 'ivf_cells', 'tune_probe', 'time_search', 'split_bf16', 'greedy_coreset_cells']
 
 # %% ../nbs/A3_search.ipynb #4e4bb71a
 def random_projection(x:torch.Tensor, projection:int|None, g:torch.Generator)->torch.Tensor:
@@ -81,20 +81,23 @@ def _merge(d:torch.Tensor, i:torch.Tensor, d2:torch.Tensor, i2:torch.Tensor, k:i
 
 # %% ../nbs/A3_search.ipynb #d5dadbe8
 class NearestNeighbours:
-    "k-nearest-neighbour search in a fixed bank: exact ('flat') or in the query's nearest k-means cells only ('ivf'); torch or faiss."
+    "k-nearest-neighbour search in a fixed bank: exact ('flat'), in the query's nearest k-means cells only ('ivf'), or a bfloat16 screen re-ranked exactly ('screen'); torch or faiss."
     def __init__(self, vectors:torch.Tensor, # M×D bank vectors (float32 or float16; the arithmetic is float32); for 'ivf', sorted by cell
-                 backend:str='torch', # 'torch' or 'faiss'
-                 kind:str='flat', # 'flat': every bank vector; 'ivf': only the `probe` cells nearest each query
+                 backend:str='torch', # 'torch' or 'faiss' ('flat' and 'ivf' only)
+                 kind:str='flat', # 'flat': every bank vector; 'ivf': only the `probe` cells nearest each query; 'screen': every bank vector in bfloat16, the best `candidates` groups re-ranked in float32
                  centroids:torch.Tensor|None=None, # 'ivf': K×D cell centroids
                  offsets:torch.Tensor|None=None, # 'ivf': K+1 first rows of the cells in `bank`
                  probe:int=1, # 'ivf': cells searched per query
-                 chunk:int=256, bank_chunk:int=65536):
+                 chunk:int=256, bank_chunk:int=65536,
+                 candidates:int=4): # 'screen': groups of `SCREEN_GROUP` bank rows re-ranked exactly per query
         check_field('knn_backend', backend, where='NearestNeighbours')
-        if kind not in ('flat', 'ivf'): raise TocoadError(f"NearestNeighbours: kind={kind!r} is not allowed; use 'flat' or 'ivf'")
+        if kind not in ('flat', 'ivf', 'screen'): raise TocoadError(f"NearestNeighbours: kind={kind!r} is not allowed; use 'flat', 'ivf' or 'screen'")
         if kind == 'ivf' and (centroids is None or offsets is None): raise TocoadError("kind='ivf' needs the cells' centroids and offsets")
+        if kind == 'screen' and backend != 'torch': raise TocoadError("kind='screen' is a torch search: use knn_backend='torch' (or knn_index 'flat' or 'ivf' with faiss)")
         self.vectors, self.backend, self.kind, self.chunk, self.bank_chunk = vectors, backend, kind, chunk, bank_chunk
         self.vectors_sq = vectors.float().pow(2).sum(1)
         if kind == 'ivf': self.centroids, self.offsets, self.probe = centroids.float().to(vectors.device), offsets.tolist(), max(1, min(int(probe), len(centroids)))
+        if kind == 'screen': self._screen_rows(); self.candidates = max(1, min(int(candidates), self.groups))
         if backend == 'faiss': self._faiss_index()
 
     def search(self, q:torch.Tensor, k:int=1):
@@ -104,6 +107,7 @@ class NearestNeighbours:
             d, i = self.faiss.search(np.ascontiguousarray(q.detach().float().cpu().numpy()), k)
             return torch.from_numpy(d).clamp_(min=0).sqrt_().to(q.device), torch.from_numpy(i).to(q.device)
         q = q.detach().float().to(self.vectors.device)
+        if self.kind == 'screen': return self._search_screen(q, k) if k <= self.candidates * SCREEN_GROUP else self._search_flat(q, k)
         return self._search_flat(q, k) if self.kind == 'flat' or self.probe > CELLS_MAX_SHARE * len(self.centroids) else self._search_ivf(q, k)  # most cells probed: one exact pass costs less than the loop
 
 # %% ../nbs/A3_search.ipynb #6f6bcfcc
@@ -192,17 +196,19 @@ def ivf_cells(bank:torch.Tensor, n_cells:int|None=None, seed:int=0)->tuple:
 
 # %% ../nbs/A3_search.ipynb #27dacf4a
 def tune_probe(nn:NearestNeighbours, queries:torch.Tensor, recall:float=0.999, margin:int=2)->tuple:
-    "Set `nn.probe`: `margin` × the fewest cells per query (doubling from K/32) with which the 'ivf' search finds the exact nearest neighbour of ≥ `recall` of `queries`. Returns (probe, recall at that probe)."
+    """Set the approximate search's knob, `nn.probe` ('ivf': cells, doubling from K/32) or `nn.candidates` ('screen': groups, doubling from 1),
+    to `margin` × the fewest with which it finds the exact nearest neighbour of ≥ `recall` of `queries`. Returns (knob, recall there)."""
     q = queries.float().to(nn.vectors.device); true = lambda i: (q - nn.vectors[i[:, 0]].float()).norm(dim=1)  # distances computed directly
     exact = true(nn._search_flat(q, 1)[1])
     def hits(): return (true(nn.search(q, 1)[1].to(q.device)) <= exact * (1 + 1e-4) + 1e-5).float().mean().item()
-    K = len(nn.centroids); p = max(1, K // 32)
+    knob, K = ('probe', len(nn.centroids)) if nn.kind == 'ivf' else ('candidates', nn.groups)
+    p = max(1, K // 32) if knob == 'probe' else 1
     while True:
-        nn.probe = p; got = hits()
+        setattr(nn, knob, p); got = hits()
         if got >= recall or p >= K: break
         p = min(K, 2 * p)
-    nn.probe = min(K, margin * p)
-    return nn.probe, hits()
+    setattr(nn, knob, min(K, margin * p))
+    return getattr(nn, knob), hits()
 
 # %% ../nbs/A3_search.ipynb #c21b0002
 def time_search(nn:NearestNeighbours, queries:torch.Tensor, repeats:int=3)->float:
@@ -213,6 +219,48 @@ def time_search(nn:NearestNeighbours, queries:torch.Tensor, repeats:int=3)->floa
     for _ in range(repeats):
         t = time.perf_counter(); nn.search(queries, 1); sync(); best = min(best, time.perf_counter() - t)
     return best
+
+# %% ../nbs/A3_search.ipynb #scr01
+SCREEN_GROUP = 8  # 'screen': bank rows per group; the coarse pass keeps whole groups (ours)
+
+def split_bf16(x:torch.Tensor)->tuple:
+    "`x` as two bfloat16 tensors, high and low part: `hi.float() + lo.float()` holds about 16 bits of mantissa instead of 8."
+    hi = x.bfloat16(); return hi, (x.float() - hi.float()).bfloat16()
+
+# %% ../nbs/A3_search.ipynb #scr02
+@patch
+def _screen_rows(self:NearestNeighbours):
+    "The bank for the coarse pass: centred bfloat16 rows with −‖m̃‖²/2 (high, low) and two ones appended, in chunks whose column j·n + c is row j of group c."
+    v, g = self.vectors.float(), SCREEN_GROUP; M, D = v.shape
+    self.mean = v.mean(0); c = v - self.mean; pad = -M % g
+    c = torch.cat([c, c[-1:].expand(pad, -1)]) if pad else c  # the last group filled up with copies of the last row
+    hi, lo = split_bf16(-(c * c).sum(1) / 2); ones = torch.ones(len(c), 2, dtype=torch.bfloat16, device=v.device)
+    rows = torch.cat([c.bfloat16(), hi[:, None], lo[:, None], ones], 1)
+    chunk = 256 * g  # 2,048 rows a product: its scores stay in the cache
+    self.screen_chunks = [r.view(-1, g, r.shape[1]).transpose(0, 1).reshape(-1, r.shape[1]).contiguous() for r in rows.split(chunk)]
+    self.groups = len(c) // g
+    self.centred = c.view(self.groups, g, D).contiguous(); self.centred_sq = (self.centred ** 2).sum(2)  # float32, for the re-ranking
+    self.centred_sq.view(-1)[M:] = float('inf')  # the fill-up copies are never re-ranked in
+
+# %% ../nbs/A3_search.ipynb #scr03
+@patch
+def _search_screen(self:NearestNeighbours, q:torch.Tensor, k:int):
+    "Approximate: each query's best `candidates` groups by a bfloat16 product with the whole bank, then their rows re-ranked exactly in float32."
+    g, ds, ids = SCREEN_GROUP, [], []
+    step = max(64, min(2048, 2**25 // self.groups))  # queries at a time: the groups' scores stay under 64 MB
+    for s in range(0, len(q), step):
+        c = q[s:s + step] - self.mean; hi, lo = split_bf16(-(c * c).sum(1) / 2)
+        a = torch.cat([c.bfloat16(), torch.ones(len(c), 2, dtype=torch.bfloat16, device=q.device), hi[:, None], lo[:, None]], 1)  # a · row ≈ −‖q − m‖²/2
+        best = torch.empty(len(c), self.groups, dtype=torch.bfloat16, device=q.device); o = 0
+        for b in self.screen_chunks:  # each group's best row, one product per chunk
+            n = len(b) // g; torch.amax((a @ b.T).view(len(c), g, n), 1, out=best[:, o:o + n]); o += n
+        top = best.topk(self.candidates, dim=1, sorted=False).indices.flatten()
+        rows = self.centred.index_select(0, top).view(len(c), -1, c.shape[1])  # the chosen groups' rows, float32
+        d2 = torch.baddbmm(self.centred_sq.index_select(0, top).view(len(c), 1, -1), c[:, None], rows.transpose(1, 2), alpha=-2)[:, 0] + (c * c).sum(1, keepdim=True)
+        d, j = d2.min(1, keepdim=True) if k == 1 else d2.topk(k, dim=1, largest=False)
+        cand = (top.view(len(c), -1, 1) * g + torch.arange(g, device=q.device)).flatten(1)  # group row → bank row
+        ds.append(d.clamp_(min=0).sqrt_()); ids.append(cand.gather(1, j))
+    return torch.cat(ds), torch.cat(ids)
 
 # %% ../nbs/A3_search.ipynb #8a8a0002
 def _sorted_by_cell(x:torch.Tensor, K:int, *, seed:int, g:torch.Generator)->tuple:

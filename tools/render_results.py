@@ -98,13 +98,18 @@ def predict():
                 + (f", and anomalib's PatchcoreModel with the same bank takes {r['peer_over_predict']:.2f} × tocoad's time." if r.get('peer_over_predict') else '.')]
         if r.get('search_over_forward') is not None:
             c = r['search_choice']
-            out += ['', f"The model's search takes {r['search_over_forward']:.2f} × the bare forward's time. At fit it was chosen by timing both on 2,048 held-out patches: "
-                    f"exact {c['knn_exact_ms']} ms, cells {c['knn_cells_ms']} ms (probe {c['knn_cells_probe']} cells); kept: {c['knn_choice']}." if c.get('knn_choice') else
+            timed = [f"exact {c['knn_exact_ms']} ms"] + ([f"cells {c['knn_cells_ms']} ms (probe {c['knn_cells_probe']} cells)"] if c.get('knn_cells_ms') is not None else []) + (
+                [f"screen {c['knn_screen_ms']} ms ({c['knn_screen_groups']} groups re-ranked)"] if c.get('knn_screen_ms') is not None else [])
+            out += ['', f"The model's search takes {r['search_over_forward']:.2f} × the bare forward's time. At fit it was chosen by timing on 2,048 held-out patches: "
+                    + ', '.join(timed) + f"; kept: {c['knn_choice']}." if c.get('knn_choice') else
                     f"The model's search takes {r['search_over_forward']:.2f} × the bare forward's time (a bank below IVF_FROM vectors: searched exactly, not timed)."]
-        if r.get('ivf'):
-            v = r['ivf']; out += ['', f"The inverted-list search ({v['cells']} cells, probe {v['probe']}) found the exact nearest neighbour for {100 * v['exact_found']:.2f} % of the "
-                                  f"{v['test_patches']} test patches (largest relative distance excess {v['largest_excess']:.4f}); metrics ivf vs exact: "
-                                  + ', '.join(f"{k} {a:.4f} vs {b:.4f}" for k, (a, b) in v['metrics'].items()) + '.']
+        v = r.get('approximate') or r.get('ivf')
+        if v:
+            what = (f"The bfloat16 screen ({v['groups']} groups, {v['candidates']} re-ranked)" if v.get('kind') == 'screen' else
+                    f"The inverted-list search ({v['cells']} cells, probe {v['probe']})")
+            out += ['', f"{what} found the exact nearest neighbour for {100 * v['exact_found']:.2f} % of the "
+                    f"{v['test_patches']} test patches (largest relative distance excess {v['largest_excess']:.4f}); metrics {v.get('kind', 'ivf')} vs exact: "
+                    + ', '.join(f"{k} {a:.4f} vs {b:.4f}" for k, (a, b) in v['metrics'].items()) + '.']
         out += ['', made_by(r), '']
     return '\n'.join(out).rstrip()
 

@@ -5,7 +5,7 @@ import torch
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 from tocoad.memory import greedy_coreset_simple, MemoryBank, covering_radius, CELLS_MARGIN
-from tocoad.search import greedy_coreset, greedy_coreset_cells, NearestNeighbours, ivf_cells, tune_probe
+from tocoad.search import greedy_coreset, greedy_coreset_cells, NearestNeighbours, ivf_cells, tune_probe, SCREEN_MAX_GROUPS
 from tocoad.metrics import aupro, auroc, evaluate_scores
 
 def clustered(n=6000, d=24, k=40, seed=0):
@@ -180,3 +180,28 @@ def test_screen_is_refused_with_faiss_and_the_sizes_say_where_it_runs():
     with pytest.raises(TocoadError, match="knn_backend='torch'"): MemoryBank(1.0, knn_index='screen', knn_backend='faiss').index_bank(torch.randn(100, 8), torch.randn(10, 8))
     from tocoad.core import preset
     with pytest.raises(TocoadError, match="knn_index='screen' is not allowed"): preset('tiny', knn_index='screen', knn_backend='faiss')  # at the config, before any work
+
+def test_screen_with_more_neighbours_than_real_rows_in_its_groups_falls_back_to_exact():
+    v = torch.randn(9, 6, generator=torch.Generator().manual_seed(0)); v[8] += 10  # the last row alone in a group of 8 (7 fill-up copies)
+    d, i = NearestNeighbours(v, kind='screen', candidates=1).search(v[8:9] + 0.01, 3)
+    flat = NearestNeighbours(v).search(v[8:9] + 0.01, 3)
+    assert torch.equal(i, flat[1]) and torch.isfinite(d).all()  # no copy, no index past the bank
+    w = torch.randn(4097, 16, generator=torch.Generator().manual_seed(1)); w[-1] += 20
+    d, i = NearestNeighbours(w, kind='screen', candidates=2).search(w[-1:], 10)
+    assert torch.equal(i, NearestNeighbours(w).search(w[-1:], 10)[1]) and i.max() < len(w)
+    assert NearestNeighbours(v[:3], kind='screen').search(v[:2], 5)[1].shape == (2, 3)  # k above the bank's size: the bank's size, as exact
+
+def test_a_screen_that_cannot_meet_the_recall_target_is_left_out_or_warned_about():
+    g = torch.Generator().manual_seed(2)
+    far = torch.cat([torch.randn(3000, 16, generator=g) * 0.01 + 1000 * torch.randn(1, 16, generator=g) for _ in range(2)])  # tiny distances, huge coordinates
+    auto = MemoryBank(0.8, reweight_b=0).fit(far); t = auto.search_timings  # 4,800 vectors: 'auto' times its searches
+    assert t['knn_choice'] != 'screen' and auto.search_kind != 'screen', t  # bfloat16 cannot order these neighbours
+    assert t['knn_screen_groups'].startswith(f'{SCREEN_MAX_GROUPS}/') or t['knn_screen_groups'].endswith('not calibrated'), t  # calibration hit its limit (or the screen was slower here anyway)
+    with pytest.warns(UserWarning, match="knn_index='screen' finds the exact neighbour of only"):
+        forced = MemoryBank(0.5, reweight_b=0, knn_index='screen').fit(far)
+    assert forced.candidates == SCREEN_MAX_GROUPS and forced.probe_recall < 0.999
+
+def test_auto_with_faiss_tries_only_the_cells():
+    x = clustered(12000, 24, k=80)
+    t = MemoryBank(0.5, reweight_b=0, knn_backend='faiss').fit(x).search_timings
+    assert 'knn_screen_ms' not in t and 'knn_cells_ms' in t

@@ -175,7 +175,7 @@ def test_screen_model_scores_like_the_exact_search_and_survives_save_load(fitted
     b = ToCoAD.load(path)
     assert b.bank.search_kind == 'screen' and b.bank.candidates == m.bank.candidates
     torch.testing.assert_close(b.predict(paths)['maps'], a['maps'])
-    for bad_value in (torch.tensor([0]), torch.tensor([10**9]), torch.tensor([2.0])):
+    for bad_value in (torch.tensor([0]), torch.tensor([10**9]), torch.tensor([2.0]), torch.tensor(4), torch.tensor([True])):
         bad = tmp_path / f'bad{len(list(tmp_path.iterdir()))}'; shutil.copytree(path, bad)
         t = load_file(str(bad / 'bank.safetensors')); t['screen_candidates'] = bad_value; save_file(t, str(bad / 'bank.safetensors'))
         with pytest.raises(TocoadError, match='screen_candidates does not fit the bank'): ToCoAD.load(bad)

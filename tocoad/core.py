@@ -248,7 +248,7 @@ class _MemoryFields:
     coreset_greedy:str = 'auto' # 'global' (exact greedy), 'cells' (greedy within k-means cells: scales to millions of patches) or 'auto' ('cells' from 50,000 patches: every MVTec AD bank at 224 px) (ours: the cells, and the switch)
     reweight_b:int = 9 # b nearest neighbours of c* in Eq. 9 (0: plain nearest-neighbour distance) (ours: PatchCore's b = 9)
     knn_backend:str = 'torch' # 'torch' or 'faiss'
-    knn_index:str = 'auto' # 'flat' (exact search), 'ivf' (k-means cells) or 'screen' (bfloat16, re-ranked in float32), each calibrated to find 99.9 % of exact neighbours, or 'auto' (from 4,096 bank vectors, the fastest of the three, timed at fit) (ours)
+    knn_index:str = 'auto' # 'flat' (exact search), 'ivf' (k-means cells) or 'screen' (bfloat16, re-ranked in float32), each calibrated on held-out patches to find 99.9 % of exact neighbours, or 'auto' (from 4,096 bank vectors, the fastest of those that meet it, timed at fit; the screen with knn_backend='torch') (ours)
     bank_dtype:str = 'float32' # 'float16' halves the bank's memory (distances still in float32)
     patch_pool_pad:str = 'include' # border patches count the zero padding in their 3×3 average (PatchCore's; measured better) or 'exclude' it
     map_scores:str = 'reweighted' # the map from Eq. 9's scores (the paper) or 'raw' Eq. 8 distances (PatchCore); the image score is Eq. 9's either way

@@ -9,8 +9,9 @@ import torch
 from fastcore.basics import patch
 import torch.nn.functional as nnf  # `F` is the feature extractor, as in the paper
 from tqdm.auto import tqdm
-from .core import TocoadError, hw, check_field
-from .search import random_projection, greedy_coreset, greedy_coreset_cells, NearestNeighbours, ivf_cells, tune_probe, time_search, CELLS_MAX_SHARE
+from .core import TocoadError, hw, check_field, warn
+from .runtime import THREADS
+from .search import random_projection, greedy_coreset, greedy_coreset_cells, NearestNeighbours, ivf_cells, tune_probe, time_search, CELLS_MAX_SHARE, SCREEN_MAX_GROUPS
 
 # %% auto #0
 __all__ = ['CELLS_FROM', 'IVF_FROM', 'CELLS_MARGIN', 'SEARCH_NAMES', 'aggregate_patches', 'greedy_coreset_simple',
@@ -133,16 +134,39 @@ def exact_search(self:MemoryBank):
     try: yield self
     finally: self.knn = own
 
-# %% ../nbs/08_memory.ipynb #a64b5e2c
+# %% ../nbs/08_memory.ipynb #08d0choose
 IVF_FROM = 4096  # below this many bank vectors, knn_index='auto' searches them all
 CELLS_MARGIN = 0.8  # 'auto' keeps an approximate search only when it takes less than this share of exact search's time: on a near tie, exact (the same answer every time)
 SEARCH_NAMES = {'flat': 'exact', 'ivf': 'cells', 'screen': 'screen'}  # the kinds as `search_timings` and report.md name them
 
 @patch
+def _choose_search(self:MemoryBank, q:torch.Tensor, auto:bool, cells:tuple|None)->'MemoryBank':
+    "Tune the bank's approximate search (and under 'auto' the screen) on held-out patches `q`, time them beside exact, and keep one (see `index_bank`)."
+    qt, exact = q[:2048].float().to(self.vectors.device), NearestNeighbours(self.vectors, self.knn_backend)
+    tried, ms = {self.search_kind: self.knn}, {'flat': 1000 * time_search(exact, qt)}
+    if auto and self.knn_backend == 'torch':
+        screen = NearestNeighbours(self.vectors, kind='screen', candidates=1); ms['screen'] = 1000 * time_search(screen, qt)  # its cheapest form
+        if ms['screen'] < CELLS_MARGIN * ms['flat']: tried['screen'] = screen  # else it cannot win (no bfloat16 engine here): not calibrated
+    recall = {k: tune_probe(nn, q, recall=self.recall)[1] for k, nn in tried.items()}
+    ms |= {k: 1000 * time_search(nn, qt) for k, nn in tried.items()}
+    fair = [k for k in tried if (tried[k].probe <= CELLS_MAX_SHARE * len(cells[0]) if k == 'ivf' else recall[k] >= self.recall)]  # above that share the 'cells' search is the exact one
+    best = min(fair, key=ms.get, default=None)
+    choice = self.search_kind if not auto else best if best and ms[best] < CELLS_MARGIN * ms['flat'] else 'flat'  # asked for: kept
+    if choice == 'screen' and recall['screen'] < self.recall: warn(f"knn_index='screen' finds the exact neighbour of only {recall['screen']:.2%} of held-out patches "
+                                                                   f"at its limit of {SCREEN_MAX_GROUPS} groups: use knn_index 'flat', 'ivf' or 'auto'")
+    self.search_timings = {f'knn_{SEARCH_NAMES[k]}_ms': round(v, 2) for k, v in ms.items()} | (
+        {'knn_cells_probe': f"{tried['ivf'].probe}/{len(cells[0])}"} if 'ivf' in tried else {}) | ({'knn_screen_groups': (
+        f"{tried['screen'].candidates}/{tried['screen'].groups}" if 'screen' in tried else f'1/{screen.groups}, not calibrated')} if 'screen' in ms else {}) | {'knn_choice': SEARCH_NAMES[choice]}
+    self.knn = exact if choice == 'flat' else tried[choice]; self.probe_recall = recall.get(choice)
+    if choice != 'ivf': self.cells = None  # the cells lost: the same vectors and neighbour table, searched another way
+    return self
+
+# %% ../nbs/08_memory.ipynb #a64b5e2c
+@patch
 def index_bank(self:MemoryBank, vectors:torch.Tensor, queries:torch.Tensor|None=None)->'MemoryBank':
     """Keep `vectors` (sorted by cell for 'ivf' and 'auto'), tune the approximate search on `queries` and precompute each one's `reweight_b` neighbours.
-    With `queries`, the searches are timed on them (`search_timings`); 'auto' keeps the faster of the cells and the screen only when it took under `CELLS_MARGIN`
-    of exact's time (so the choice rests on this machine's timings: a run that must repeat bit for bit sets knn_index 'flat', 'ivf' or 'screen')."""
+    With `queries`, the searches are timed on them (`search_timings`); 'auto' keeps the fastest of the cells and the screen that meets the recall target,
+    only when it took under `CELLS_MARGIN` of exact's time (so the choice rests on this machine's timings: a run that must repeat bit for bit sets knn_index 'flat' or 'ivf')."""
     vectors = vectors.float().contiguous(); cells = probe = None
     self.probe_recall = None; self.search_timings = {}
     q = queries if queries is not None and len(queries) else None
@@ -151,20 +175,7 @@ def index_bank(self:MemoryBank, vectors:torch.Tensor, queries:torch.Tensor|None=
         order, c, off = ivf_cells(vectors, seed=self.seed); vectors, cells = vectors[order.to(vectors.device)], (c, off)
         probe = max(1, len(c) // 8)
     self.set_bank(vectors, cells=cells, probe=probe, candidates=4 if self.knn_index == 'screen' else None)
-    if q is None or self.search_kind == 'flat': return self
-    tried = {self.search_kind: self.knn} | ({'screen': NearestNeighbours(self.vectors, kind='screen')} if auto and self.knn_backend == 'torch' else {})
-    recall = {k: tune_probe(nn, q, recall=self.recall)[1] for k, nn in tried.items()}
-    qt, exact = q[:2048].float().to(self.vectors.device), NearestNeighbours(self.vectors, self.knn_backend)
-    ms = {'flat': 1000 * time_search(exact, qt)} | {k: 1000 * time_search(nn, qt) for k, nn in tried.items()}
-    fair = [k for k in tried if k != 'ivf' or tried[k].probe <= CELLS_MAX_SHARE * len(c)]  # above that share the 'cells' search is the exact one
-    best = min(fair, key=ms.get, default=None)
-    choice = self.search_kind if not auto else best if best and ms[best] < CELLS_MARGIN * ms['flat'] else 'flat'  # asked for: kept
-    self.search_timings = {f'knn_{SEARCH_NAMES[k]}_ms': round(v, 2) for k, v in ms.items()} | (
-        {'knn_cells_probe': f"{tried['ivf'].probe}/{len(c)}"} if 'ivf' in tried else {}) | (
-        {'knn_screen_groups': f"{tried['screen'].candidates}/{tried['screen'].groups}"} if 'screen' in tried else {}) | {'knn_choice': SEARCH_NAMES[choice]}
-    self.knn = exact if choice == 'flat' else tried[choice]; self.probe_recall = recall.get(choice)
-    if choice != 'ivf': self.cells = None  # the cells lost: the same vectors and neighbour table, searched another way
-    return self
+    return self if q is None or self.search_kind == 'flat' else self._choose_search(q, auto=auto, cells=cells)
 
 # %% ../nbs/08_memory.ipynb #7efd9609
 @patch
@@ -220,6 +231,7 @@ def embed(F, x:torch.Tensor, # normalised B×3×H×W images, on F's device
           cfg, autocast=None # a context manager factory for mixed precision (None: none)
          )->torch.Tensor:
     "B×C×h×w patch features of images `x` through the feature extractor `F`, as config `cfg` aggregates them."
+    THREADS.rebalance()  # between batches: this process's share of the cores, as other processes come and go (A1_runtime)
     with (autocast() if autocast is not None else contextlib.nullcontext()): feats = F(x)
     return aggregate_patches(feats, cfg.memory_layers, patch_size=cfg.patch_size, feature_dim=cfg.feature_dim, pad=cfg.patch_pool_pad)
 

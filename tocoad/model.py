@@ -17,7 +17,7 @@ from .core import TocoadError, ToCoADConfig, hw, save_json, load_json, atomic_wr
 from PIL import Image
 from .data import AnomalyDataset, Sample, read_image, check_samples, expand_images, to_rgb, note_oddities, say_oddities
 from .backbone import FeatureExtractor, save_backbone
-from .runtime import Runtime
+from .runtime import Runtime, shares_threads
 from .parts import create_part
 from .training import train_tocoad, weight_change, feature_similarity
 from . import memory  # memory.embed: the model's own embed (below) is the same through its F
@@ -190,6 +190,7 @@ def _measure_drift(self:ToCoAD, F_trained:FeatureExtractor, samples:list[Sample]
 
 # %% ../nbs/10_model.ipynb #41dc9c19
 @patch
+@shares_threads
 def fit(self:ToCoAD, samples, # normal training images: `Sample`s, or a folder, a glob or a list of image paths
         out_dir=None, # where stage checkpoints go (needed for resume)
         resume:bool=False, progress:bool=True,
@@ -238,6 +239,7 @@ def _name(item, i:int)->str:
     return str(item) if isinstance(item, Path) else f'image {i} ({"a PIL image" if isinstance(item, Image.Image) else "a NumPy array"})'
 
 @patch
+@shares_threads
 def predict(self:ToCoAD, images, # a normalised B×3×H×W tensor, or what `as_images` reads: paths, folders, globs, PIL images, arrays
             batch_size:int|None=None)->dict:
     "Image scores, raw (Eq. 8) image scores and anomaly maps (B×H×W) for `images`, in the order given (folders sorted); for images, also each one's map (and mask) on its own pixel grid."
@@ -267,6 +269,7 @@ def __repr__(self:ToCoAD)->str:
 
 # %% ../nbs/10_model.ipynb #11cd13c1
 @patch
+@shares_threads
 def evaluate(self:ToCoAD, samples:list[Sample], progress:bool=True)->dict:
     "All metrics on the test `samples`; keeps labels, scores, masks and maps in `self.last_eval`."
     if not samples: raise TocoadError('the test set is empty: nothing to evaluate')
@@ -364,11 +367,12 @@ def _check_bank(t:dict, where:Path):
     if 'ivf_centroids' in t:
         c, off, p = t['ivf_centroids'], t.get('ivf_offsets'), t.get('ivf_probe')
         ok = (off is not None and p is not None and c.ndim == 2 and c.shape[1] == t['bank'].shape[1] and bool(torch.isfinite(c).all()) and not off.is_floating_point()
-              and off.shape == (len(c) + 1,) and off[0] == 0 and off[-1] == len(t['bank']) and bool((off.diff() >= 0).all()) and p.numel() == 1 and 1 <= int(p) <= len(c))
+              and off.shape == (len(c) + 1,) and off[0] == 0 and off[-1] == len(t['bank']) and bool((off.diff() >= 0).all())
+              and p.shape == (1,) and p.dtype in (torch.int32, torch.int64) and 1 <= int(p) <= len(c))
         if not ok: raise TocoadError(f'{where}: the search cells (ivf_centroids, ivf_offsets, ivf_probe) do not fit the bank: the model is corrupt; fit it again')
     if 'screen_candidates' in t:
         r = t['screen_candidates']
-        if r.is_floating_point() or r.numel() != 1 or not 1 <= int(r) <= -(-len(t['bank']) // SCREEN_GROUP) or 'ivf_centroids' in t:
+        if r.shape != (1,) or r.dtype not in (torch.int32, torch.int64) or not 1 <= int(r) <= -(-len(t['bank']) // SCREEN_GROUP) or 'ivf_centroids' in t:
             raise TocoadError(f'{where}: screen_candidates does not fit the bank (1 to {-(-len(t["bank"]) // SCREEN_GROUP)} groups, no cells): the model is corrupt; fit it again')
 
 # %% ../nbs/10_model.ipynb #464a17a3

@@ -4,7 +4,8 @@
 
 # %% ../nbs/A1_runtime.ipynb #dfafb886
 from __future__ import annotations
-import math, os
+import functools, math, os, tempfile, time
+from pathlib import Path
 from contextlib import nullcontext
 import torch
 import torch.nn as nn
@@ -14,7 +15,7 @@ from fastcore.basics import patch
 from .core import TocoadError, get_device
 
 # %% auto #0
-__all__ = ['Runtime', 'average_buffers']
+__all__ = ['THREADS', 'Runtime', 'average_buffers', 'ThreadShare', 'shares_threads']
 
 # %% ../nbs/A1_runtime.ipynb #db4efcdd
 class Runtime:
@@ -83,3 +84,60 @@ def average_buffers(m:nn.Module, world:int):
     "All-reduce the floating-point buffers (batch-norm statistics) of `m` to their mean over processes."
     for b in m.buffers():
         if b.is_floating_point(): dist.all_reduce(b); b.div_(world)
+
+# %% ../nbs/A1_runtime.ipynb #thr01
+class ThreadShare:
+    "Within `with`: torch's CPU threads split evenly among the tocoad processes working on this machine, re-split by `rebalance` as they come and go, restored after (ours)."
+    def __init__(self, folder:str|Path|None=None, # where working processes leave their files (default: the temporary folder's tocoad-threads)
+                 every:float=1.0): # `rebalance` re-counts at most this often (seconds)
+        self.folder, self.every = Path(folder or Path(tempfile.gettempdir()) / 'tocoad-threads'), every
+        self.depth, self.cores, self.file, self.last = 0, None, None, 0.0
+
+    def __enter__(self):
+        self.depth += 1
+        if self.depth == 1 and os.name == 'posix' and 'OMP_NUM_THREADS' not in os.environ:  # the user's count is theirs
+            self.cores = torch.get_num_threads()
+            try: self.folder.mkdir(parents=True, exist_ok=True); self.file = self.folder / str(os.getpid()); self.file.touch()
+            except OSError: self.file = None  # no folder to share through: threads as they are
+            self.rebalance(force=True)
+        return self
+
+    def __exit__(self, *exc):
+        self.depth -= 1
+        if self.depth == 0 and self.file is not None:
+            self.file.unlink(missing_ok=True); self.file = None; torch.set_num_threads(self.cores)
+
+# %% ../nbs/A1_runtime.ipynb #thr02
+def _alive(pid:int)->bool:
+    "Whether process `pid` exists (POSIX)."
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True  # another user's process
+    return True
+
+@patch
+def working(self:ThreadShare)->int:
+    "How many tocoad processes are working on this machine now (this one included); the files of ended ones are removed."
+    n = 0
+    for f in self.folder.iterdir():
+        if not f.name.isdigit(): continue
+        if _alive(int(f.name)): n += 1
+        else: f.unlink(missing_ok=True)
+    return n
+
+# %% ../nbs/A1_runtime.ipynb #thr02b
+@patch
+def rebalance(self:ThreadShare, force:bool=False):
+    "Set torch's threads to this process's share of the cores now (at most once every `every` seconds unless `force`)."
+    if self.file is None or (not force and time.monotonic() - self.last < self.every): return
+    self.last = time.monotonic(); n = max(1, self.cores // max(1, self.working()))
+    if n != torch.get_num_threads(): torch.set_num_threads(n)
+
+THREADS = ThreadShare()  # the one fit, evaluate and predict use
+
+def shares_threads(f):
+    "`f` run within `THREADS` (fit, evaluate and predict are)."
+    @functools.wraps(f)
+    def _shared(*args, **kwargs):
+        with THREADS: return f(*args, **kwargs)
+    return _shared

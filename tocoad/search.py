@@ -13,8 +13,8 @@ from tqdm.auto import tqdm
 from .core import TocoadError, check_field
 
 # %% auto #0
-__all__ = ['CELLS_MAX_SHARE', 'SCREEN_GROUP', 'random_projection', 'greedy_coreset', 'NearestNeighbours', 'nearest_rows',
-           'kmeans', 'ivf_cells', 'tune_probe', 'time_search', 'split_bf16', 'greedy_coreset_cells']
+__all__ = ['CELLS_MAX_SHARE', 'SCREEN_GROUP', 'SCREEN_MAX_GROUPS', 'random_projection', 'greedy_coreset', 'NearestNeighbours',
+           'nearest_rows', 'kmeans', 'ivf_cells', 'tune_probe', 'time_search', 'split_bf16', 'greedy_coreset_cells']
 
 # %% ../nbs/A3_search.ipynb #4e4bb71a
 def random_projection(x:torch.Tensor, projection:int|None, g:torch.Generator)->torch.Tensor:
@@ -100,15 +100,22 @@ class NearestNeighbours:
         if kind == 'screen': self._screen_rows(); self.candidates = max(1, min(int(candidates), self.groups))
         if backend == 'faiss': self._faiss_index()
 
-    def search(self, q:torch.Tensor, k:int=1):
-        "(distances, indices), each N×k: Euclidean distances to the k nearest bank vectors found, nearest first."
-        if self.backend == 'faiss':
-            if self.kind == 'ivf': self.faiss.nprobe = self.probe
-            d, i = self.faiss.search(np.ascontiguousarray(q.detach().float().cpu().numpy()), k)
-            return torch.from_numpy(d).clamp_(min=0).sqrt_().to(q.device), torch.from_numpy(i).to(q.device)
-        q = q.detach().float().to(self.vectors.device)
-        if self.kind == 'screen': return self._search_screen(q, k) if k <= self.candidates * SCREEN_GROUP else self._search_flat(q, k)
-        return self._search_flat(q, k) if self.kind == 'flat' or self.probe > CELLS_MAX_SHARE * len(self.centroids) else self._search_ivf(q, k)  # most cells probed: one exact pass costs less than the loop
+
+# %% ../nbs/A3_search.ipynb #d5dadbe9
+@patch
+def search(self:NearestNeighbours, q:torch.Tensor, k:int=1):
+    "(distances, indices), each N×k: Euclidean distances to the k nearest bank vectors found, nearest first."
+    if self.backend == 'faiss':
+        if self.kind == 'ivf': self.faiss.nprobe = self.probe
+        d, i = self.faiss.search(np.ascontiguousarray(q.detach().float().cpu().numpy()), k)
+        return torch.from_numpy(d).clamp_(min=0).sqrt_().to(q.device), torch.from_numpy(i).to(q.device)
+    q = q.detach().float().to(self.vectors.device)
+    if self.kind == 'screen':
+        if k > min(self.candidates * SCREEN_GROUP, len(self.vectors)): return self._search_flat(q, k)
+        d, i = self._search_screen(q, k); short = torch.isinf(d[:, -1]).nonzero()[:, 0]  # fewer than k real rows in the chosen groups (fill-up copies): exactly
+        if len(short): d[short], i[short] = self._search_flat(q[short], k)
+        return d, i
+    return self._search_flat(q, k) if self.kind == 'flat' or self.probe > CELLS_MAX_SHARE * len(self.centroids) else self._search_ivf(q, k)  # most cells probed: one exact pass costs less than the loop
 
 # %% ../nbs/A3_search.ipynb #6f6bcfcc
 @patch
@@ -196,12 +203,13 @@ def ivf_cells(bank:torch.Tensor, n_cells:int|None=None, seed:int=0)->tuple:
 
 # %% ../nbs/A3_search.ipynb #27dacf4a
 def tune_probe(nn:NearestNeighbours, queries:torch.Tensor, recall:float=0.999, margin:int=2)->tuple:
-    """Set the approximate search's knob, `nn.probe` ('ivf': cells, doubling from K/32) or `nn.candidates` ('screen': groups, doubling from 1),
-    to `margin` × the fewest with which it finds the exact nearest neighbour of ≥ `recall` of `queries`. Returns (knob, recall there)."""
+    """Set the approximate search's knob, `nn.probe` ('ivf': cells, doubling from K/32) or `nn.candidates` ('screen': groups, doubling from 1
+    up to `SCREEN_MAX_GROUPS`), to `margin` × the fewest with which it finds the exact nearest neighbour of ≥ `recall` of `queries`.
+    Returns (knob, recall there): a recall under the target means the limit was reached first."""
     q = queries.float().to(nn.vectors.device); true = lambda i: (q - nn.vectors[i[:, 0]].float()).norm(dim=1)  # distances computed directly
     exact = true(nn._search_flat(q, 1)[1])
     def hits(): return (true(nn.search(q, 1)[1].to(q.device)) <= exact * (1 + 1e-4) + 1e-5).float().mean().item()
-    knob, K = ('probe', len(nn.centroids)) if nn.kind == 'ivf' else ('candidates', nn.groups)
+    knob, K = ('probe', len(nn.centroids)) if nn.kind == 'ivf' else ('candidates', min(nn.groups, SCREEN_MAX_GROUPS))
     p = max(1, K // 32) if knob == 'probe' else 1
     while True:
         setattr(nn, knob, p); got = hits()
@@ -222,6 +230,7 @@ def time_search(nn:NearestNeighbours, queries:torch.Tensor, repeats:int=3)->floa
 
 # %% ../nbs/A3_search.ipynb #scr01
 SCREEN_GROUP = 8  # 'screen': bank rows per group; the coarse pass keeps whole groups (ours)
+SCREEN_MAX_GROUPS = 64  # 'screen': calibration stops here (512 rows re-ranked per query); a screen that needs more is left out (ours)
 
 def split_bf16(x:torch.Tensor)->tuple:
     "`x` as two bfloat16 tensors, high and low part: `hi.float() + lo.float()` holds about 16 bits of mantissa instead of 8."
@@ -247,7 +256,7 @@ def _screen_rows(self:NearestNeighbours):
 def _search_screen(self:NearestNeighbours, q:torch.Tensor, k:int):
     "Approximate: each query's best `candidates` groups by a bfloat16 product with the whole bank, then their rows re-ranked exactly in float32."
     g, ds, ids = SCREEN_GROUP, [], []
-    step = max(64, min(2048, 2**25 // self.groups))  # queries at a time: the groups' scores stay under 64 MB
+    step = max(16, min(2048, 2**25 // self.groups, 2**26 // (self.candidates * g * q.shape[1])))  # queries at a time: scores and re-ranked rows stay under 64 and 256 MB
     for s in range(0, len(q), step):
         c = q[s:s + step] - self.mean; hi, lo = split_bf16(-(c * c).sum(1) / 2)
         a = torch.cat([c.bfloat16(), torch.ones(len(c), 2, dtype=torch.bfloat16, device=q.device), hi[:, None], lo[:, None]], 1)  # a · row ≈ −‖q − m‖²/2

@@ -16,7 +16,7 @@ import torchvision.transforms.v2 as T
 from tqdm.auto import tqdm
 from sklearn.metrics import roc_auc_score
 from .core import TocoadError, ToCoADConfig, hw
-from .runtime import Runtime, average_buffers
+from .runtime import Runtime, average_buffers, THREADS
 from .checkpoints import save_checkpoint, has_checkpoint, load_checkpoint
 from .data import AnomalyDataset, ImageTransform, Sample
 from .backbone import FeatureExtractor
@@ -129,6 +129,7 @@ def _run_epoch(stage:int, epoch:int, step_fn, opt, dataset, cfg:ToCoADConfig, rt
     bar = tqdm(loader, desc=f'stage {"I" if stage == 1 else "II"} epoch {epoch + 1}/{epochs}', disable=not (progress and rt.main), leave=False)
     micro = micro_batch_size(cfg, rt.device)
     for batch in bar:
+        THREADS.rebalance()  # this process's share of the cores, as other processes come and go (A1_runtime)
         opt.zero_grad(set_to_none=True); losses = accumulate(step_fn, batch, micro=micro); opt.step()
         if after_step is not None: after_step()
         n += len(batch['mask' if 'mask' in batch else 'views']) * rt.world

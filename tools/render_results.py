@@ -154,7 +154,8 @@ def notebook_times():
 def threads():
     r = load('threads')
     lines = ['| processes at once | torch threads each | OpenMP wait | steps / s, each | together | together / one alone |', '|---|---|---|---|---|---|']
-    lines += [f"| {x['processes']} | {x['threads']} | {x['omp_wait']} | {', '.join(f'{v:.2f}' for v in x['steps_per_s'])} | {x['total']:.2f} | {x['total_over_solo']:.2f} |" for x in r['rows']]
+    share = "tocoad's share (`THREADS`)"
+    lines += [f"| {x['processes']} | {x['threads'] if x['threads'] != 'auto' else share} | {x['omp_wait']} | {', '.join(f'{v:.2f}' for v in x['steps_per_s'])} | {x['total']:.2f} | {x['total_over_solo']:.2f} |" for x in r['rows']]
     return '\n'.join(lines + ['', r['what'] + '. ' + made_by(r)])
 
 def micro_bottle():

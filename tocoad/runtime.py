@@ -97,7 +97,7 @@ class ThreadShare:
         self.depth += 1
         if self.depth == 1 and os.name == 'posix' and 'OMP_NUM_THREADS' not in os.environ:  # the user's count is theirs
             self.cores = torch.get_num_threads()
-            try: self.folder.mkdir(parents=True, exist_ok=True); self.file = self.folder / str(os.getpid()); self.file.touch()
+            try: self.folder.mkdir(parents=True, exist_ok=True); self.file = self.folder / str(os.getpid()); self.file.write_text(_started(os.getpid()))
             except OSError: self.file = None  # no folder to share through: threads as they are
             self.rebalance(force=True)
         return self
@@ -108,6 +108,11 @@ class ThreadShare:
             self.file.unlink(missing_ok=True); self.file = None; torch.set_num_threads(self.cores)
 
 # %% ../nbs/A1_runtime.ipynb #thr02
+def _started(pid:int)->str:
+    "When process `pid` started, as the kernel counts (Linux's /proc; '' elsewhere): a process id used again by a later process has another."
+    try: return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[19]
+    except (OSError, IndexError): return ''
+
 def _alive(pid:int)->bool:
     "Whether process `pid` exists (POSIX)."
     try: os.kill(pid, 0)
@@ -117,11 +122,13 @@ def _alive(pid:int)->bool:
 
 @patch
 def working(self:ThreadShare)->int:
-    "How many tocoad processes are working on this machine now (this one included); the files of ended ones are removed."
+    "How many tocoad processes are working on this machine now (this one included); the files of ended ones (killed, or their id now another process's) are removed."
     n = 0
     for f in self.folder.iterdir():
         if not f.name.isdigit(): continue
-        if _alive(int(f.name)): n += 1
+        try: started = f.read_text()
+        except OSError: continue  # removed meanwhile
+        if _alive(int(f.name)) and started in ('', _started(int(f.name))): n += 1
         else: f.unlink(missing_ok=True)
     return n
 

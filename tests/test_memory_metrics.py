@@ -174,7 +174,7 @@ def test_screen_search_against_brute_force(data):
     assert (d[:, 0].double() >= brute.values[400:, 0] - 1e-4).all()  # a miss is a farther vector, never a nearer one
     assert i.max() < len(x) and all(len(set(row)) == 5 for row in i.tolist())  # the fill-up copies of the last row never come back
 
-def test_screen_is_refused_with_faiss_and_the_sizes_say_where_it_runs():
+def test_screen_is_refused_with_faiss_by_the_search_the_bank_and_the_config():
     from tocoad.core import TocoadError
     with pytest.raises(TocoadError, match="use knn_backend='torch'"): NearestNeighbours(torch.randn(100, 8), 'faiss', kind='screen')
     with pytest.raises(TocoadError, match="knn_backend='torch'"): MemoryBank(1.0, knn_index='screen', knn_backend='faiss').index_bank(torch.randn(100, 8), torch.randn(10, 8))

@@ -83,7 +83,7 @@ class MemoryBank:
                  coreset_projection:int=128, # dimension of that projection
                  reweight_b:int=9, # neighbours in Eq. 9 (0: plain nearest-neighbour distance)
                  knn_backend:str='torch', seed:int=0,
-                 knn_index:str='auto', # 'flat' (exact search), 'ivf' (k-means cells), 'screen' (bfloat16, re-ranked) or 'auto' (the fastest of the three, timed at fit, from `IVF_FROM` bank vectors on)
+                 knn_index:str='auto', # 'flat' (exact search), 'ivf' (k-means cells), 'screen' (bfloat16, re-ranked) or 'auto' (from `IVF_FROM` bank vectors on, the fastest that meets `recall`, timed at fit)
                  bank_dtype:str='float32', # 'float16' halves the bank's memory; distances are still computed in float32
                  recall:float=0.999, # 'ivf' and 'screen': the share of held-out normal patches whose exact nearest neighbour it must find
                  coreset_greedy:str='auto'): # 'global' (the exact greedy), 'cells' (greedy within k-means cells) or 'auto' ('cells' from `CELLS_FROM` patches)

@@ -371,9 +371,9 @@ def _check_bank(t:dict, where:Path):
               and p.shape == (1,) and p.dtype in (torch.int32, torch.int64) and 1 <= int(p) <= len(c))
         if not ok: raise TocoadError(f'{where}: the search cells (ivf_centroids, ivf_offsets, ivf_probe) do not fit the bank: the model is corrupt; fit it again')
     if 'screen_candidates' in t:
-        r = t['screen_candidates']
-        if r.shape != (1,) or r.dtype not in (torch.int32, torch.int64) or not 1 <= int(r) <= -(-len(t['bank']) // SCREEN_GROUP) or 'ivf_centroids' in t:
-            raise TocoadError(f'{where}: screen_candidates does not fit the bank (1 to {-(-len(t["bank"]) // SCREEN_GROUP)} groups, no cells): the model is corrupt; fit it again')
+        r, groups = t['screen_candidates'], -(-len(t['bank']) // SCREEN_GROUP)
+        if r.shape != (1,) or r.dtype not in (torch.int32, torch.int64) or not 1 <= int(r) <= groups or 'ivf_centroids' in t:
+            raise TocoadError(f'{where}: screen_candidates does not fit the bank (1 to {groups} groups, no cells): the model is corrupt; fit it again')
 
 # %% ../nbs/10_model.ipynb #464a17a3
 def _digest(path:Path)->str:
